@@ -1,0 +1,1 @@
+"""Polling upstream feeds: fetch (HTTP), parse (bytes to typed data), schedule (when next)."""

@@ -1,0 +1,72 @@
+"""The composition root: builds every concrete object from the config, in one place."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from feedbot.clock import Clock, utcnow
+from feedbot.config import Config
+from feedbot.importers import load_articles
+from feedbot.models import ArticleData, ImportResult
+from feedbot.publish.runner import PublishResult, publish_all
+from feedbot.store import articles as store_articles
+from feedbot.store.db import Database
+
+log = logging.getLogger(__name__)
+
+
+def secret_pairs(config: Config) -> list[tuple[str, str]]:
+    """(secret, masked form) for every webhook URL and secret, for the log filter."""
+    from feedbot.notify.secrets import mask_secret, mask_url
+
+    pairs = []
+    for hook in config.webhook:
+        pairs.append((hook.url, mask_url(hook.url)))
+        if hook.secret:
+            pairs.append((hook.secret, mask_secret(hook.secret)))
+    return pairs
+
+
+class App:
+    """What a CLI command or the daemon needs, built once from a validated config."""
+
+    def __init__(self, config: Config, *, clock: Clock = utcnow) -> None:
+        self.config = config
+        self.clock = clock
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        self.db = Database(config.database_url)
+        self._matcher = None
+
+    @property
+    def matcher(self):  # type: ignore[no-untyped-def]
+        """The topic matcher, compiled on first use (built-in topics plus config overrides)."""
+        if self._matcher is None:
+            from feedbot.relevance.setup import build_matcher
+
+            self._matcher = build_matcher(self.config)
+        return self._matcher
+
+    def import_paths(self, paths: Sequence[Path]) -> ImportResult:
+        """Load every path first (any error imports nothing), then store in one transaction."""
+        loaded: list[ArticleData] = []
+        for path in paths:
+            loaded.extend(load_articles(path, authority=self.config.authority))
+        now = self.clock()
+        counts = {"added": 0, "updated": 0, "unchanged": 0}
+        with self.db.write() as conn:
+            for article in loaded:
+                match = self.matcher.match_article(article)
+                change = store_articles.upsert_article(
+                    conn, article, now, topics=match.topics, terms=match.terms
+                )
+                counts[change] += 1
+        log.info("imported %s: %s", ", ".join(map(str, paths)), counts)
+        return ImportResult(**counts)
+
+    def publish(self) -> list[PublishResult]:
+        return publish_all(self.db, self.config)
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,69 @@
+"""Logging configuration for the CLI and the daemon: stderr, text or JSON, secrets masked."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and any extra fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                out[key] = value if isinstance(value, str | int | float | bool | None) else str(value)
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False)
+
+
+class MaskFilter(logging.Filter):
+    """Replaces every known secret in a record's final message with its masked form."""
+
+    def __init__(self, replacements: Iterable[tuple[str, str]] = ()) -> None:
+        super().__init__()
+        self.replacements = sorted(
+            ((s, m) for s, m in replacements if s), key=lambda p: len(p[0]), reverse=True
+        )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.replacements:
+            return True
+        message = record.getMessage()
+        masked = message
+        for secret, mask in self.replacements:
+            masked = masked.replace(secret, mask)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+def setup_logging(level: str = "info", fmt: str = "text") -> MaskFilter:
+    """Configure the root logger once; returns the mask filter so secrets can be added."""
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    mask = MaskFilter()
+    handler.addFilter(mask)
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    for noisy in ("urllib3", "waitress", "apscheduler", "alembic"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    return mask

@@ -1,0 +1,205 @@
+"""Article queries: upsert with a content hash, newest-first reads through indexes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy.engine import Row
+
+from feedbot.clock import isoformat
+from feedbot.models import ArticleData, Origin, StoredArticle
+from feedbot.store.schema import article_reports, article_topics, articles
+
+Change = Literal["added", "updated", "unchanged"]
+HASH_VERSION = "v1"
+
+
+def content_hash(article: ArticleData) -> str:
+    """A versioned hash of everything a reader sees except ``updated``.
+
+    Bump ``HASH_VERSION`` when the hashed fields change, so every stored article is
+    re-hashed once instead of looking changed for an unrelated reason.
+    """
+    payload = {
+        "title": article.title,
+        "summary": article.summary,
+        "content": article.content,
+        "link": article.link,
+        "authors": list(article.authors),
+        "language": article.language,
+        "categories": list(article.categories),
+        "published": isoformat(article.published),
+        "origin": [article.origin.title, article.origin.url] if article.origin else None,
+    }
+    blob = json.dumps(payload, ensure_ascii=False, sort_keys=True).encode("utf-8")
+    return f"{HASH_VERSION}:{hashlib.sha256(blob).hexdigest()}"
+
+
+def upsert_article(
+    conn: Connection,
+    article: ArticleData,
+    now: datetime,
+    *,
+    topics: Sequence[str] = (),
+    terms: Sequence[str] = (),
+    upstream_id: int | None = None,
+) -> Change:
+    """Insert *article*, or update it in place when its content hash changed.
+
+    A changed article keeps its id and gets a new ``updated``: the given one when it is
+    newer than the stored one, else *now* (so an edit always moves it up the feed).
+    """
+    digest = content_hash(article)
+    row = conn.execute(
+        select(articles.c.content_hash, articles.c.updated, articles.c.topics).where(
+            articles.c.id == article.id
+        )
+    ).first()
+    values: dict[str, Any] = {
+        "title": article.title,
+        "summary": article.summary,
+        "content": article.content,
+        "link": article.link,
+        "authors": list(article.authors),
+        "language": article.language,
+        "categories": list(article.categories),
+        "published": article.published,
+        "origin_title": article.origin.title if article.origin else None,
+        "origin_url": article.origin.url if article.origin else None,
+        "origin_link": article.origin.link if article.origin else None,
+        "content_hash": digest,
+        "topics": sorted(set(topics)),
+        "matched_terms": sorted(set(terms)),
+    }
+    if row is None:
+        values.update(id=article.id, updated=article.updated, created_at=now, upstream_id=upstream_id)
+        conn.execute(insert(articles).values(**values))
+        _set_topics(conn, article.id, values["topics"], article.updated)
+        return "added"
+    if row.content_hash == digest and sorted(row.topics) == values["topics"]:
+        return "unchanged"
+    updated = row.updated
+    if row.content_hash != digest:
+        updated = article.updated if article.updated > row.updated else now
+    values["updated"] = updated
+    conn.execute(update(articles).where(articles.c.id == article.id).values(**values))
+    _set_topics(conn, article.id, values["topics"], updated)
+    return "updated"
+
+
+def _set_topics(conn: Connection, article_id: str, topics: Iterable[str], updated: datetime) -> None:
+    conn.execute(delete(article_topics).where(article_topics.c.article_id == article_id))
+    rows = [{"topic": t, "article_id": article_id, "updated": updated} for t in topics]
+    if rows:
+        conn.execute(insert(article_topics), rows)
+
+
+def latest_articles(
+    conn: Connection, limit: int, *, topics: Sequence[str] = ()
+) -> list[StoredArticle]:
+    """The newest *limit* articles by ``updated`` (then id), optionally of some topics.
+
+    Both forms read an index in order and stop after *limit* rows: ``articles(updated, id)``
+    without topics, ``article_topics(topic, updated)`` with them.
+    """
+    if topics:
+        ids = (
+            select(article_topics.c.article_id, article_topics.c.updated)
+            .where(article_topics.c.topic.in_(list(topics)))
+            .order_by(article_topics.c.updated.desc(), article_topics.c.article_id.desc())
+            .limit(limit * len(topics))
+            .subquery()
+        )
+        query = (
+            select(articles)
+            .where(articles.c.id.in_(select(ids.c.article_id)))
+            .order_by(articles.c.updated.desc(), articles.c.id.desc())
+            .limit(limit)
+        )
+    else:
+        query = select(articles).order_by(articles.c.updated.desc(), articles.c.id.desc()).limit(limit)
+    rows = conn.execute(query).all()
+    related = _related(conn, [r.id for r in rows])
+    return [_to_stored(r, related.get(r.id, ())) for r in rows]
+
+
+def get_article(conn: Connection, article_id: str) -> StoredArticle | None:
+    row = conn.execute(select(articles).where(articles.c.id == article_id)).first()
+    if row is None:
+        return None
+    return _to_stored(row, _related(conn, [article_id]).get(article_id, ()))
+
+
+def count_articles(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(articles)).scalar_one())
+
+
+def latest_change(conn: Connection) -> datetime | None:
+    """The newest ``updated`` in the store: cheap change detection for publishing."""
+    value = conn.execute(select(func.max(articles.c.updated))).scalar_one_or_none()
+    return value if isinstance(value, datetime) else None
+
+
+def add_report(
+    conn: Connection, article_id: str, *, link: str, source_title: str | None, source_url: str | None, now: datetime
+) -> bool:
+    """Record that the story of *article_id* was also reported at *link*. True if new."""
+    exists = conn.execute(
+        select(article_reports.c.link).where(
+            article_reports.c.article_id == article_id, article_reports.c.link == link
+        )
+    ).first()
+    if exists:
+        return False
+    conn.execute(
+        insert(article_reports).values(
+            article_id=article_id, link=link, source_title=source_title, source_url=source_url, seen_at=now
+        )
+    )
+    return True
+
+
+def _related(conn: Connection, ids: Sequence[str]) -> dict[str, tuple[Origin, ...]]:
+    if not ids:
+        return {}
+    rows = conn.execute(
+        select(article_reports)
+        .where(article_reports.c.article_id.in_(list(ids)))
+        .order_by(article_reports.c.seen_at, article_reports.c.link)
+    ).all()
+    out: dict[str, list[Origin]] = {}
+    for r in rows:
+        out.setdefault(r.article_id, []).append(
+            Origin(title=r.source_title or "", url=r.source_url or "", link=r.link)
+        )
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def _to_stored(row: Row[Any], related: tuple[Origin, ...]) -> StoredArticle:
+    origin = (
+        Origin(title=row.origin_title or "", url=row.origin_url or "", link=row.origin_link)
+        if row.origin_url
+        else None
+    )
+    return StoredArticle(
+        id=row.id,
+        title=row.title,
+        summary=row.summary,
+        content=row.content,
+        link=row.link,
+        authors=tuple(row.authors),
+        language=row.language,
+        categories=tuple(row.categories),
+        published=row.published,
+        updated=row.updated,
+        origin=origin,
+        content_hash=row.content_hash,
+        topics=tuple(row.topics),
+        matched_terms=tuple(row.matched_terms),
+        related=related,
+    )

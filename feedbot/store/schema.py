@@ -1,0 +1,212 @@
+"""The store's tables: one MetaData with a naming convention, portable across SQLite and PostgreSQL.
+
+Times are stored as aware UTC (``DateTime(timezone=True)``; on SQLite the ``UTCDateTime``
+decorator makes them come back aware). JSON columns hold small lists (authors, categories,
+topics). The Alembic migrations under ``store/migrations`` create exactly these tables.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always aware UTC in Python, whatever the backend."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+articles = Table(
+    "articles",
+    metadata,
+    Column("id", String(1024), primary_key=True),
+    Column("title", Text, nullable=False),
+    Column("summary", Text, nullable=False, default=""),
+    Column("content", Text, nullable=False, default=""),
+    Column("link", Text),
+    Column("authors", JSON, nullable=False),
+    Column("language", String(35)),
+    Column("categories", JSON, nullable=False),
+    Column("published", UTCDateTime, nullable=False),
+    Column("updated", UTCDateTime, nullable=False),
+    Column("origin_title", Text),
+    Column("origin_url", Text),
+    Column("origin_link", Text),
+    Column("content_hash", String(80), nullable=False),
+    Column("topics", JSON, nullable=False),
+    Column("matched_terms", JSON, nullable=False),
+    Column("upstream_id", Integer, ForeignKey("upstreams.id", ondelete="SET NULL")),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "updated", "id"),
+)
+
+# One row per (topic, article) so "newest N of topic T" reads an index, never the whole table.
+article_topics = Table(
+    "article_topics",
+    metadata,
+    Column("topic", String(64), primary_key=True),
+    Column("article_id", String(1024), ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True),
+    Column("updated", UTCDateTime, nullable=False),
+    Index(None, "topic", "updated"),
+)
+
+# Other reports of the same story (dedup across feeds).
+article_reports = Table(
+    "article_reports",
+    metadata,
+    Column("article_id", String(1024), ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True),
+    Column("link", String(2048), primary_key=True),
+    Column("source_title", Text),
+    Column("source_url", Text),
+    Column("seen_at", UTCDateTime, nullable=False),
+)
+
+# Story keys (canonical URL, normalised title, SimHash bands) for indexed candidate lookup.
+story_keys = Table(
+    "story_keys",
+    metadata,
+    Column("key", String(512), primary_key=True),
+    Column("article_id", String(1024), ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True),
+    Column("published", UTCDateTime, nullable=False),
+    Column("simhash", BigInteger, nullable=False),
+)
+
+upstreams = Table(
+    "upstreams",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("url", Text, nullable=False),
+    Column("topics", JSON, nullable=False),
+    Column("interval_s", Integer),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("headers", JSON, nullable=False),
+    Column("backfill", String(40), nullable=False, default="none"),
+    Column("managed_by", String(10), nullable=False, default="config"),
+    Column("title", Text),
+    Column("site_link", Text),
+    Column("etag", Text),
+    Column("last_modified", Text),
+    Column("body_hash", String(80)),
+    Column("redirect_url", Text),
+    Column("redirect_count", Integer, nullable=False, default=0),
+    Column("current_interval_s", Integer),
+    Column("next_check", UTCDateTime, nullable=False),
+    Column("lease_owner", String(64)),
+    Column("lease_until", UTCDateTime),
+    Column("consecutive_failures", Integer, nullable=False, default=0),
+    Column("last_attempt", UTCDateTime),
+    Column("last_success", UTCDateTime),
+    Column("last_error", Text),
+    Column("last_error_kind", String(40)),
+    Column("disabled_reason", Text),
+    Column("warning", Text),
+    Column("polls", Integer, nullable=False, default=0),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "enabled", "next_check"),
+)
+
+# Every entry seen in every upstream, relevant or not, keyed by its identity in that feed.
+entries = Table(
+    "entries",
+    metadata,
+    Column("upstream_id", Integer, ForeignKey("upstreams.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(1024), primary_key=True),
+    Column("link", Text),
+    Column("title_key", String(512)),
+    Column("content_hash", String(80), nullable=False),
+    Column("article_id", String(1024), ForeignKey("articles.id", ondelete="SET NULL")),
+    Column("backfill", Boolean, nullable=False, default=False),
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(None, "upstream_id", "link"),
+    Index(None, "upstream_id", "title_key"),
+)
+
+# Pruned entries and articles leave a tombstone so they never come back.
+tombstones = Table(
+    "tombstones",
+    metadata,
+    Column("kind", String(16), primary_key=True),
+    Column("key", String(1100), primary_key=True),
+    Column("deleted_at", UTCDateTime, nullable=False),
+)
+
+# The transactional outbox: one row per (article, webhook, event).
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("article_id", String(1024), ForeignKey("articles.id", ondelete="CASCADE"), nullable=False),
+    Column("webhook", String(64), nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("status", String(12), nullable=False, default="pending"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt", UTCDateTime, nullable=False),
+    Column("lease_owner", String(64)),
+    Column("lease_until", UTCDateTime),
+    Column("fence", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("last_status", Integer),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("done_at", UTCDateTime),
+    UniqueConstraint("article_id", "webhook", "event"),
+    Index(None, "status", "next_attempt"),
+    Index(None, "webhook", "status"),
+)
+
+webhook_state = Table(
+    "webhook_state",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("failing", Text),
+    Column("last_error", Text),
+    Column("last_success", UTCDateTime),
+    Column("next_send", UTCDateTime),
+)

@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from feedbot.config import config_from_mapping, load_config
+from feedbot.errors import ConfigError
+from tests.conftest import ROOT
+
+GOOD_PUBLISH = {"name": "news", "title": "News"}
+
+BAD = [
+    ({"bogus": 1}, "bogus: unknown key"),
+    (
+        {"publish": [{**GOOD_PUBLISH, "max_entries": 0}]},
+        "publish[0].max_entries: must be at least 1",
+    ),
+    ({"publish": [{"name": "news"}]}, "publish[0].title: required"),
+    (
+        {"publish": [{**GOOD_PUBLISH, "formats": ["pdf"]}]},
+        "publish[0].formats[0]: must be one of 'atom', 'rss' or 'json'",
+    ),
+    ({"publish": [GOOD_PUBLISH, GOOD_PUBLISH]}, "publish[1].name: duplicate name 'news'"),
+    (
+        {"publish": [{**GOOD_PUBLISH, "name": "News!"}]},
+        "publish[0].name: must match ^[a-z0-9][a-z0-9_-]*$",
+    ),
+    ({"upstream": [{"name": "a", "url": "ftp://x"}]}, "upstream[0].url: not an http(s) URL"),
+    (
+        {"upstream": [{"name": "a", "url": "https://x/f", "interval": "soon"}]},
+        "upstream[0].interval: must be a duration such as 30s, 5m, 2h or 1d",
+    ),
+    (
+        {"upstream": [{"name": "a", "url": "https://x/f", "backfill": "all"}]},
+        'upstream[0].backfill: must be "none", "latest:K" or "since:YYYY-MM-DD"',
+    ),
+    (
+        {"upstream": [{"name": "a", "url": "https://x/f", "enabled": "yes"}]},
+        "upstream[0].enabled: must be true or false",
+    ),
+    ({"poll": {"workers": "many"}}, "poll.workers: must be an integer"),
+    ({"server": {"port": 70000}}, "server.port: must be at most 65535"),
+    ({"server": {"host": "0.0.0.0"}}, "server: binding beyond loopback requires server.token"),
+    (
+        {"database_url": "mysql://x"},
+        "database_url: must start with sqlite:// or postgresql+psycopg://",
+    ),
+    (
+        {"webhook": [{"name": "w", "kind": "irc", "url": "https://x"}]},
+        "webhook[0].kind: must be one of 'slack', 'discord', 'mattermost', 'teams', 'generic' or 'apprise'",
+    ),
+    (
+        {"webhook": [{"name": "w", "kind": "slack", "url": "${FEEDBOT_TEST_UNSET}"}]},
+        "webhook[0].url: environment variable FEEDBOT_TEST_UNSET is not set",
+    ),
+    (
+        {"topics": {"x": {"regexes": ["("]}}},
+        "topics.x.regexes: bad regex '(': missing ), unterminated subpattern at position 0",
+    ),
+]
+
+
+@pytest.mark.parametrize(("raw", "message"), BAD, ids=[m for _, m in BAD])
+def test_bad_config_names_the_key(raw: dict[str, object], message: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        config_from_mapping(raw, base_dir=tmp_path, env={})
+    assert message in err.value.problems
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    raw = {"bogus": 1, "poll": {"workers": 0}, "publish": [{"name": "x"}]}
+    with pytest.raises(ConfigError) as err:
+        config_from_mapping(raw, base_dir=tmp_path, env={})
+    assert sorted(err.value.problems) == [
+        "bogus: unknown key",
+        "poll.workers: must be at least 1",
+        "publish[0].title: required",
+    ]
+
+
+def test_env_interpolation_and_paths(tmp_path: Path) -> None:
+    raw = {
+        "webhook": [{"name": "w", "kind": "slack", "url": "${HOOK}", "secret": "pre-${S}"}],
+        "upstream": [{"name": "a", "url": "https://x/f", "interval": "15m"}],
+    }
+    config = config_from_mapping(
+        raw, base_dir=tmp_path, env={"HOOK": "https://hooks.example/T/1", "S": "z"}
+    )
+    assert config.webhook[0].url == "https://hooks.example/T/1"
+    assert config.webhook[0].secret == "pre-z"
+    assert "hooks.example" not in repr(config.webhook[0])
+    assert config.upstream[0].interval == timedelta(minutes=15)
+    assert config.state_dir == tmp_path / "state"
+    assert config.database_url == f"sqlite:///{tmp_path}/state/feedbot.sqlite3"
+
+
+def test_unreadable_and_invalid_toml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path / "missing.toml")
+    assert err.value.problems == [f"{tmp_path / 'missing.toml'}: no such file"]
+    bad = tmp_path / "bad.toml"
+    bad.write_text("publish = [", encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_config(bad)
+    assert err.value.problems[0].startswith(f"{bad}: not valid TOML: ")
+
+
+def test_shipped_config_is_valid() -> None:
+    config = load_config(ROOT / "config.toml", env={})
+    assert [p.name for p in config.publish] == ["alibaba", "china-tech"]
+    assert config.server.host == "127.0.0.1"
+    assert config.import_paths == (ROOT / "examples" / "articles",)

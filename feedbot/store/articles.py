@@ -77,7 +77,9 @@ def upsert_article(
         "matched_terms": sorted(set(terms)),
     }
     if row is None:
-        values.update(id=article.id, updated=article.updated, created_at=now, upstream_id=upstream_id)
+        values.update(
+            id=article.id, updated=article.updated, created_at=now, upstream_id=upstream_id
+        )
         conn.execute(insert(articles).values(**values))
         _set_topics(conn, article.id, values["topics"], article.updated)
         return "added"
@@ -92,7 +94,9 @@ def upsert_article(
     return "updated"
 
 
-def _set_topics(conn: Connection, article_id: str, topics: Iterable[str], updated: datetime) -> None:
+def _set_topics(
+    conn: Connection, article_id: str, topics: Iterable[str], updated: datetime
+) -> None:
     conn.execute(delete(article_topics).where(article_topics.c.article_id == article_id))
     rows = [{"topic": t, "article_id": article_id, "updated": updated} for t in topics]
     if rows:
@@ -122,7 +126,9 @@ def latest_articles(
             .limit(limit)
         )
     else:
-        query = select(articles).order_by(articles.c.updated.desc(), articles.c.id.desc()).limit(limit)
+        query = (
+            select(articles).order_by(articles.c.updated.desc(), articles.c.id.desc()).limit(limit)
+        )
     rows = conn.execute(query).all()
     related = _related(conn, [r.id for r in rows])
     return [_to_stored(r, related.get(r.id, ())) for r in rows]
@@ -146,7 +152,13 @@ def latest_change(conn: Connection) -> datetime | None:
 
 
 def add_report(
-    conn: Connection, article_id: str, *, link: str, source_title: str | None, source_url: str | None, now: datetime
+    conn: Connection,
+    article_id: str,
+    *,
+    link: str,
+    source_title: str | None,
+    source_url: str | None,
+    now: datetime,
 ) -> bool:
     """Record that the story of *article_id* was also reported at *link*. True if new."""
     exists = conn.execute(
@@ -158,7 +170,11 @@ def add_report(
         return False
     conn.execute(
         insert(article_reports).values(
-            article_id=article_id, link=link, source_title=source_title, source_url=source_url, seen_at=now
+            article_id=article_id,
+            link=link,
+            source_title=source_title,
+            source_url=source_url,
+            seen_at=now,
         )
     )
     return True

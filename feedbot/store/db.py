@@ -33,7 +33,7 @@ def mask_db_url(url: str) -> str:
     """The URL with any password hidden, for logs and errors."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - a URL we cannot parse is shown as its scheme only
+    except Exception:
         return url.split(":", 1)[0] + "://…"
 
 
@@ -100,7 +100,10 @@ class Database:
             if apply_migrations:
                 migrate(self.engine)
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot open the store: {exc.__class__.__name__}: {exc.args[0] if exc.args else exc}", resource=self.display_url) from exc
+            raise StoreError(
+                f"cannot open the store: {exc.__class__.__name__}: {exc.args[0] if exc.args else exc}",
+                resource=self.display_url,
+            ) from exc
 
     @property
     def dialect(self) -> str:

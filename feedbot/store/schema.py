@@ -91,7 +91,9 @@ article_topics = Table(
     "article_topics",
     metadata,
     Column("topic", String(64), primary_key=True),
-    Column("article_id", String(1024), ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "article_id", String(1024), ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True
+    ),
     Column("updated", UTCDateTime, nullable=False),
     Index(None, "topic", "updated"),
 )
@@ -100,7 +102,9 @@ article_topics = Table(
 article_reports = Table(
     "article_reports",
     metadata,
-    Column("article_id", String(1024), ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "article_id", String(1024), ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True
+    ),
     Column("link", String(2048), primary_key=True),
     Column("source_title", Text),
     Column("source_url", Text),
@@ -112,7 +116,9 @@ story_keys = Table(
     "story_keys",
     metadata,
     Column("key", String(512), primary_key=True),
-    Column("article_id", String(1024), ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "article_id", String(1024), ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True
+    ),
     Column("published", UTCDateTime, nullable=False),
     Column("simhash", BigInteger, nullable=False),
 )
@@ -156,7 +162,9 @@ upstreams = Table(
 entries = Table(
     "entries",
     metadata,
-    Column("upstream_id", Integer, ForeignKey("upstreams.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "upstream_id", Integer, ForeignKey("upstreams.id", ondelete="CASCADE"), primary_key=True
+    ),
     Column("key", String(1024), primary_key=True),
     Column("link", Text),
     Column("title_key", String(512)),
@@ -183,7 +191,9 @@ deliveries = Table(
     "deliveries",
     metadata,
     Column("id", String(40), primary_key=True),
-    Column("article_id", String(1024), ForeignKey("articles.id", ondelete="CASCADE"), nullable=False),
+    Column(
+        "article_id", String(1024), ForeignKey("articles.id", ondelete="CASCADE"), nullable=False
+    ),
     Column("webhook", String(64), nullable=False),
     Column("event", String(32), nullable=False),
     Column("status", String(12), nullable=False, default="pending"),

@@ -1,0 +1,28 @@
+"""The one place where SQL differs between SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Table
+from sqlalchemy.dialects import postgresql, sqlite
+
+
+def insert_ignore(
+    conn: Connection, table: Table, rows: Sequence[dict[str, Any]], conflict: Sequence[str]
+) -> int:
+    """Insert *rows*, silently skipping those that collide on the *conflict* columns.
+
+    Returns how many rows were inserted.
+    """
+    if not rows:
+        return 0
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = (
+        dialect.insert(table)
+        .on_conflict_do_nothing(index_elements=list(conflict))
+        .returning(table.c[conflict[0]])
+    )
+    # RETURNING counts exactly what was inserted on both backends (rowcount does not)
+    return sum(len(conn.execute(stmt, row).all()) for row in rows)

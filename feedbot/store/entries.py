@@ -1,0 +1,179 @@
+"""Entries seen in upstream feeds (relevant or not), story keys and tombstones."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, delete, func, insert, select, tuple_, update
+
+from feedbot.store.schema import entries, story_keys, tombstones
+
+
+@dataclass(frozen=True, slots=True)
+class KnownEntry:
+    key: str
+    link: str | None
+    title_key: str | None
+    content_hash: str
+    article_id: str | None
+
+
+def known(conn: Connection, upstream_id: int, keys: Sequence[str]) -> dict[str, KnownEntry]:
+    """The stored entries of this upstream among *keys* (one indexed query per 500 keys)."""
+    out: dict[str, KnownEntry] = {}
+    for i in range(0, len(keys), 500):
+        chunk = list(keys[i : i + 500])
+        rows = conn.execute(
+            select(entries).where(entries.c.upstream_id == upstream_id, entries.c.key.in_(chunk))
+        ).all()
+        for r in rows:
+            out[r.key] = KnownEntry(r.key, r.link, r.title_key, r.content_hash, r.article_id)
+    return out
+
+
+def count_for(conn: Connection, upstream_id: int) -> int:
+    q = select(func.count()).select_from(entries).where(entries.c.upstream_id == upstream_id)
+    return int(conn.execute(q).scalar_one())
+
+
+def by_links_or_titles(
+    conn: Connection, upstream_id: int, links: Sequence[str], title_keys: Sequence[str]
+) -> list[KnownEntry]:
+    """Stored entries of this upstream whose link or title key is among the given ones."""
+    rows = []
+    if links:
+        rows += conn.execute(
+            select(entries).where(
+                entries.c.upstream_id == upstream_id, entries.c.link.in_(list(links))
+            )
+        ).all()
+    if title_keys:
+        rows += conn.execute(
+            select(entries).where(
+                entries.c.upstream_id == upstream_id, entries.c.title_key.in_(list(title_keys))
+            )
+        ).all()
+    seen: dict[str, KnownEntry] = {}
+    for r in rows:
+        seen[r.key] = KnownEntry(r.key, r.link, r.title_key, r.content_hash, r.article_id)
+    return list(seen.values())
+
+
+def upsert(
+    conn: Connection,
+    upstream_id: int,
+    key: str,
+    *,
+    link: str | None,
+    title_key: str | None,
+    content_hash: str,
+    article_id: str | None,
+    backfill: bool,
+    now: datetime,
+    existing: KnownEntry | None,
+) -> None:
+    if existing is None:
+        conn.execute(
+            insert(entries).values(
+                upstream_id=upstream_id,
+                key=key,
+                link=link,
+                title_key=title_key,
+                content_hash=content_hash,
+                article_id=article_id,
+                backfill=backfill,
+                first_seen=now,
+                updated_at=now,
+            )
+        )
+        return
+    conn.execute(
+        update(entries)
+        .where(entries.c.upstream_id == upstream_id, entries.c.key == key)
+        .values(
+            link=link,
+            title_key=title_key,
+            content_hash=content_hash,
+            article_id=article_id or existing.article_id,
+            updated_at=now,
+        )
+    )
+
+
+def rekey(conn: Connection, upstream_id: int, old_key: str, new_key: str) -> None:
+    """A feed regenerated an entry's id: move the stored entry to the new key."""
+    conn.execute(
+        update(entries)
+        .where(entries.c.upstream_id == upstream_id, entries.c.key == old_key)
+        .values(key=new_key)
+    )
+
+
+def add_story_keys(
+    conn: Connection, article_id: str, keys: Iterable[str], simhash: int, published: datetime
+) -> None:
+    signed = simhash - (1 << 64) if simhash >= (1 << 63) else simhash  # fits BIGINT
+    rows = [
+        {"key": k, "article_id": article_id, "published": published, "simhash": signed}
+        for k in set(keys)
+    ]
+    if not rows:
+        return
+    present = {
+        r.key
+        for r in conn.execute(
+            select(story_keys.c.key).where(
+                story_keys.c.article_id == article_id,
+                story_keys.c.key.in_([r["key"] for r in rows]),
+            )
+        )
+    }
+    rows = [r for r in rows if r["key"] not in present]
+    if rows:
+        conn.execute(insert(story_keys), rows)
+
+
+def story_candidates(
+    conn: Connection, keys: Sequence[str], *, limit: int = 200
+) -> dict[str, set[str]]:
+    """Articles sharing any of *keys*, through the ``story_keys`` primary-key index."""
+    if not keys:
+        return {}
+    rows = conn.execute(
+        select(story_keys.c.article_id, story_keys.c.key)
+        .where(story_keys.c.key.in_(list(set(keys))))
+        .limit(limit)
+    ).all()
+    out: dict[str, set[str]] = {}
+    for r in rows:
+        out.setdefault(r.article_id, set()).add(r.key)
+    return out
+
+
+def is_tombstoned(conn: Connection, kind: str, keys: Sequence[str]) -> set[str]:
+    if not keys:
+        return set()
+    rows = conn.execute(
+        select(tombstones.c.key).where(tombstones.c.kind == kind, tombstones.c.key.in_(list(keys)))
+    ).all()
+    return {r.key for r in rows}
+
+
+def add_tombstones(conn: Connection, kind: str, keys: Iterable[str], now: datetime) -> None:
+    rows = [{"kind": kind, "key": k, "deleted_at": now} for k in set(keys)]
+    if rows:
+        present = is_tombstoned(conn, kind, [r["key"] for r in rows])
+        rows = [r for r in rows if r["key"] not in present]
+        if rows:
+            conn.execute(insert(tombstones), rows)
+
+
+def delete_entries(conn: Connection, pairs: Sequence[tuple[int, str]]) -> int:
+    if not pairs:
+        return 0
+    result = conn.execute(
+        delete(entries).where(tuple_(entries.c.upstream_id, entries.c.key).in_(list(pairs)))
+    )
+    return int(result.rowcount)

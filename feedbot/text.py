@@ -1,34 +1,236 @@
-"""Text hygiene shared by importers and the feed parser (STUB: being written).
+"""Text hygiene shared by importers and the feed parser.
 
-Public functions (signatures are fixed; other modules rely on them):
+- ``repair_text(s)``: mojibake repair that leaves correct text alone, then NFC.
+- ``clean_text(s)``: ``repair_text`` plus whitespace folded to single spaces.
+- ``sanitize_html(html, base_url=None)``: repaired, allow-listed HTML safe to republish.
+- ``html_to_text(html)``: visible text of an HTML fragment, for matching and summaries.
 
-- ``repair_text(s) -> str``: mojibake repair, NFC, keeps typographic quotes.
-- ``clean_text(s) -> str``: ``repair_text`` plus whitespace normalised to single spaces.
-- ``sanitize_html(html) -> str``: repaired and sanitised HTML safe to republish.
-- ``html_to_text(html) -> str``: visible text of an HTML fragment, for matching and summaries.
+Mojibake repair runs three passes before ftfy, each the inverse of one corruption
+modelled forwards (see ``_build_tables``):
+
+1. UTF-8 read as ISO-8859-16 (``"PĂ©kin"`` for ``"Pékin"``): two- and three-character
+   runs that re-encode to one valid UTF-8 character, with case rules so that Romanian
+   capitals (``"PĂȘUNE"``) survive.
+2. That text "repaired" through windows-1250 instead (``"premiÚre"`` for ``"première"``):
+   one capital letter between lowercase letters, which no real word contains.
+3. ``"â€"`` whose last byte was lost becomes ``"”"``; then ftfy for the classic
+   latin-1/windows-125x cases, with quotes, ligatures, full-width forms, line breaks
+   and HTML entities left as they are.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from html.parser import HTMLParser
+from urllib.parse import urljoin, urlsplit
 
+import ftfy
 import nh3
 
 _WS = re.compile(r"\s+")
 
+_FTFY = ftfy.TextFixerConfig(
+    unescape_html=False,  # entities are the HTML layer's business
+    uncurl_quotes=False,  # typographic quotes and apostrophes are correct text
+    fix_latin_ligatures=False,
+    fix_character_width=False,  # full-width forms are normal in Chinese text
+    fix_line_breaks=False,
+    replace_lossy_sequences=False,  # never invent U+FFFD
+    normalization=None,  # NFC is applied once, at the end
+    explain=False,
+)
+
+# Characters whose UTF-8 bytes, misread, we know how to put back.
+_TARGETS = [chr(c) for c in range(0xA0, 0x180)] + [
+    *"\u2010\u2011\u2012\u2013\u2014\u2015\u2018\u2019\u201a\u201c\u201d\u201e",
+    *"\u2020\u2021\u2022\u2026\u2030\u2039\u203a\u20ac\u2122",
+]
+
+
+def _sloppy_cp1250(text: str) -> bytes:
+    """windows-1250 encoding that lets C1 controls through as their own byte."""
+    out = bytearray()
+    for ch in text:
+        try:
+            out += ch.encode("cp1250")
+        except UnicodeEncodeError:
+            if not 0x80 <= ord(ch) <= 0x9F:
+                raise
+            out.append(ord(ch))
+    return bytes(out)
+
+
+def _build_tables() -> tuple[dict[str, str], dict[str, str]]:
+    """Model both corruptions forwards; return {mojibake: original} for each."""
+    iso16: dict[str, str] = {}
+    cp1250: dict[str, str] = {}
+    for original in _TARGETS:
+        misread = original.encode("utf-8").decode("iso8859_16")
+        iso16[misread] = original
+        try:
+            rerepaired = _sloppy_cp1250(misread).decode("utf-8")
+        except UnicodeError:
+            continue
+        # Keep only the single capital letters that stand for a lowercase one.
+        if (
+            len(rerepaired) == 1
+            and rerepaired != original
+            and rerepaired.isupper()
+            and original.islower()
+        ):
+            cp1250[rerepaired] = original
+    return iso16, cp1250
+
+
+_ISO16, _CP1250 = _build_tables()
+_ISO16_RE = re.compile("|".join(re.escape(k) for k in sorted(_ISO16, key=len, reverse=True)))
+_CP1250_CHARS = "".join(sorted(_CP1250))
+_CP1250_RE = re.compile(f"[{re.escape(''.join(sorted(_CP1250)))}]")
+# "”" read as windows-1252 loses its last byte (0x9D): "â€" then a space or punctuation.
+# An NBSP after it is left to ftfy, which reads "â€\xa0" as "†".
+_LOST_RDQUO = re.compile(r"â€(?=[ \t\r\n.,;:!?)\]»]|$)")
+_C1 = re.compile(r"[\x80-\x9f]")
+
+
+def _is_upper(ch: str) -> bool:
+    return ch.isalpha() and ch.isupper()
+
+
+def _is_lower(ch: str) -> bool:
+    return ch.isalpha() and ch.islower()
+
+
+def _iso16_sub(match: re.Match[str]) -> str:
+    run = match.group()
+    original = _ISO16[run]
+    if _C1.search(run):  # a C1 control is never correct text
+        return original
+    text = match.string
+    prev = text[match.start() - 1] if match.start() > 0 else " "
+    nxt = text[match.end()] if match.end() < len(text) else " "
+    if original.isalpha() or run.isalpha():
+        # In an all-capitals word ("PĂȘUNE", "CÂȘTIGĂ", "CASĂ ...") it is Romanian.
+        prev2 = text[match.start() - 2] if match.start() > 1 else " "
+        if _is_upper(nxt) or (_is_upper(prev) and _is_upper(prev2) and not _is_lower(nxt)):
+            return run
+        if original.isupper() and not (prev.isalpha() or nxt.isalpha()):
+            return run
+    return original
+
+
+def _cp1250_sub(match: re.Match[str]) -> str:
+    """A capital between two lowercase letters, which no real word has; a Latin
+    Extended-B capital (unused by French, Romanian, Polish, Czech, Turkish) may also
+    start a word when lowercase follows."""
+    ch = match.group()
+    text = match.string
+    prev = text[match.start() - 1] if match.start() > 0 else " "
+    nxt = text[match.end()] if match.end() < len(text) else " "
+    if _is_lower(nxt) and (_is_lower(prev) or (ch >= "\u0180" and not prev.isalnum())):
+        return _CP1250[ch]
+    return ch
+
 
 def repair_text(s: str) -> str:
-    return unicodedata.normalize("NFC", s)
+    """Undo mojibake without touching correct text; return NFC."""
+    if s.isascii():
+        return s
+    text = _ISO16_RE.sub(_iso16_sub, s)
+    text = _CP1250_RE.sub(_cp1250_sub, text)
+    text = _LOST_RDQUO.sub("\u201d", text)
+    text = ftfy.fix_text(text, _FTFY)
+    return unicodedata.normalize("NFC", text)
 
 
 def clean_text(s: str) -> str:
+    """Repair, fold every whitespace run (NBSP included) to one space, strip."""
     return _WS.sub(" ", repair_text(s)).strip()
 
 
-def sanitize_html(html: str) -> str:
-    return nh3.clean(repair_text(html))
+_TAGS = {
+    "p", "a", "em", "strong", "b", "i", "ul", "ol", "li", "blockquote", "h2", "h3", "h4",
+    "pre", "code", "br", "img", "figure", "figcaption",
+    "table", "caption", "thead", "tbody", "tfoot", "tr", "th", "td",
+}  # fmt: skip
+_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "img": {"src", "alt"},
+    "th": {"colspan", "rowspan"},
+    "td": {"colspan", "rowspan"},
+}
+_DROP_WITH_CONTENT = {"script", "style", "iframe", "object", "embed", "template", "noscript"}
+_URL_ATTRIBUTES = {("a", "href"), ("img", "src")}
+_SCHEMES = {"http", "https", "mailto"}
+
+
+def sanitize_html(html: str, *, base_url: str | None = None) -> str:
+    """Repair the text, keep only the allow-list, force safe links.
+
+    Links get ``rel="noopener noreferrer nofollow"``; URLs other than http, https and
+    mailto are dropped. With *base_url*, relative URLs are resolved against it;
+    without it they are kept as written.
+    """
+
+    def resolve(tag: str, attr: str, value: str) -> str | None:
+        if (tag, attr) not in _URL_ATTRIBUTES:
+            return value
+        url = value.strip()
+        if base_url is not None:
+            url = urljoin(base_url, url)
+        scheme = urlsplit(url).scheme.lower()
+        if scheme and scheme not in _SCHEMES:
+            return None
+        return url
+
+    return str(
+        nh3.clean(
+            repair_text(html),
+            tags=_TAGS,
+            clean_content_tags=_DROP_WITH_CONTENT,
+            attributes=_ATTRIBUTES,
+            attribute_filter=resolve,
+            strip_comments=True,
+            link_rel="noopener noreferrer nofollow",
+            url_schemes=_SCHEMES,
+        )
+    )
+
+
+_BLOCKS = {
+    "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt",
+    "figcaption", "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header",
+    "hr", "li", "main", "nav", "ol", "p", "pre", "section", "table", "td", "th", "tr", "ul",
+}  # fmt: skip
+_INVISIBLE = {"script", "style", "template", "noscript", "head", "title"}
+
+
+class _TextCollector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._hidden = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _INVISIBLE:
+            self._hidden += 1
+        elif tag in _BLOCKS:
+            self.parts.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _INVISIBLE:
+            self._hidden = max(0, self._hidden - 1)
+        elif tag in _BLOCKS:
+            self.parts.append(" ")
+
+    def handle_data(self, data: str) -> None:
+        if not self._hidden:
+            self.parts.append(data)
 
 
 def html_to_text(html: str) -> str:
-    return clean_text(re.sub(r"<[^>]+>", " ", html))
+    """Visible text of *html*: no scripts or styles, entities decoded, cleaned."""
+    collector = _TextCollector()
+    collector.feed(html)
+    collector.close()
+    return clean_text("".join(collector.parts))

@@ -43,14 +43,16 @@ class LoopbackServer:
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 pass
 
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 path = self.path.split("?", 1)[0]
-                req = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                req = Request(
+                    self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body
+                )
                 with outer._lock:
                     outer.requests.append(req)
                 handler = outer.routes.get(path) or outer.routes.get(self.path)

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import inspect
 
 from feedbot.models import ArticleData, Origin
-from feedbot.store import articles as A
+from feedbot.store import articles as store
 from feedbot.store.db import Database, mask_db_url
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -47,18 +47,18 @@ def test_migrations_create_the_schema_and_are_idempotent(db: Database, db_url: s
 def test_upsert_added_unchanged_updated(db: Database) -> None:
     now = T0 + timedelta(days=1)
     with db.write() as conn:
-        assert A.upsert_article(conn, article(1), now, topics=["alibaba"]) == "added"
+        assert store.upsert_article(conn, article(1), now, topics=["alibaba"]) == "added"
     with db.write() as conn:
-        assert A.upsert_article(conn, article(1), now, topics=["alibaba"]) == "unchanged"
+        assert store.upsert_article(conn, article(1), now, topics=["alibaba"]) == "unchanged"
     later = now + timedelta(hours=1)
     with db.write() as conn:
         assert (
-            A.upsert_article(conn, article(1, title="Changed"), later, topics=["alibaba"])
+            store.upsert_article(conn, article(1, title="Changed"), later, topics=["alibaba"])
             == "updated"
         )
     with db.read() as conn:
-        stored = A.get_article(conn, article(1).id)
-        assert A.count_articles(conn) == 1
+        stored = store.get_article(conn, article(1).id)
+        assert store.count_articles(conn) == 1
     assert stored is not None
     assert stored.title == "Changed"
     assert stored.updated == later  # an undated edit moves it to "now"
@@ -69,11 +69,11 @@ def test_upsert_added_unchanged_updated(db: Database) -> None:
 def test_latest_articles_newest_first_with_topics(db: Database) -> None:
     with db.write() as conn:
         for i in range(10):
-            A.upsert_article(conn, article(i), T0, topics=["alibaba"] if i % 2 else ["china-tech"])
+            store.upsert_article(conn, article(i), T0, topics=["alibaba"] if i % 2 else ["china-tech"])
     with db.read() as conn:
-        newest = A.latest_articles(conn, 3)
-        odd = A.latest_articles(conn, 3, topics=["alibaba"])
-        both = A.latest_articles(conn, 4, topics=["alibaba", "china-tech"])
+        newest = store.latest_articles(conn, 3)
+        odd = store.latest_articles(conn, 3, topics=["alibaba"])
+        both = store.latest_articles(conn, 4, topics=["alibaba", "china-tech"])
     assert [a.title for a in newest] == ["Title 9", "Title 8", "Title 7"]
     assert [a.title for a in odd] == ["Title 9", "Title 7", "Title 5"]
     assert [a.title for a in both] == ["Title 9", "Title 8", "Title 7", "Title 6"]
@@ -83,8 +83,8 @@ def test_latest_articles_newest_first_with_topics(db: Database) -> None:
 def test_origin_and_related_reports_round_trip(db: Database) -> None:
     origin = Origin(title="Source", url="https://src.example/feed", link="https://src.example/1")
     with db.write() as conn:
-        A.upsert_article(conn, article(1, origin=origin), T0)
-        assert A.add_report(
+        store.upsert_article(conn, article(1, origin=origin), T0)
+        assert store.add_report(
             conn,
             article(1).id,
             link="https://other.example/x",
@@ -92,7 +92,7 @@ def test_origin_and_related_reports_round_trip(db: Database) -> None:
             source_url="https://other.example/feed",
             now=T0,
         )
-        assert not A.add_report(
+        assert not store.add_report(
             conn,
             article(1).id,
             link="https://other.example/x",
@@ -101,7 +101,7 @@ def test_origin_and_related_reports_round_trip(db: Database) -> None:
             now=T0,
         )
     with db.read() as conn:
-        stored = A.get_article(conn, article(1).id)
+        stored = store.get_article(conn, article(1).id)
     assert stored is not None
     assert stored.origin == origin
     assert [r.link for r in stored.related] == ["https://other.example/x"]

@@ -23,8 +23,14 @@ def cmd_run(app: App, args: argparse.Namespace) -> int:
     if app.config.import_paths:
         app.import_paths(app.config.import_paths)
     app.publish()
-    server = serve(make_feeds_app(app.config.feeds_dir), host=app.config.server.host, port=app.config.server.port)
-    log.info("serving %s on http://%s:%d/", app.config.feeds_dir, app.config.server.host, server.port)
+    server = serve(
+        make_feeds_app(app.config.feeds_dir),
+        host=app.config.server.host,
+        port=app.config.server.port,
+    )
+    log.info(
+        "serving %s on http://%s:%d/", app.config.feeds_dir, app.config.server.host, server.port
+    )
     try:
         server.run()
     except KeyboardInterrupt:

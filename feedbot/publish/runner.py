@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from feedbot.config import Config, PublishConfig
-from feedbot.models import StoredArticle
 from feedbot.publish.atom import render_atom
 from feedbot.publish.files import write_if_changed
 from feedbot.publish.jsonfeed import render_json
@@ -33,12 +30,8 @@ class PublishResult:
     seconds: float
 
 
-def feed_spec(config: Config, pub: PublishConfig, articles: Sequence[StoredArticle]) -> FeedSpec:
+def feed_spec(config: Config, pub: PublishConfig) -> FeedSpec:
     base = config.server.public_url
-    language = pub.language
-    if language is None:
-        langs = Counter(a.language for a in articles if a.language)
-        language = langs.most_common(1)[0][0] if langs else None
     return FeedSpec(
         name=pub.name,
         title=pub.title,
@@ -48,7 +41,7 @@ def feed_spec(config: Config, pub: PublishConfig, articles: Sequence[StoredArtic
         site_url=pub.site_url or f"{base}/",
         author_name=pub.author,
         author_uri=None,
-        language=language,
+        language=pub.language,  # None: the renderers pick the articles' most common one
         max_entries=pub.max_entries,
         formats=tuple(pub.formats),
         hub_url=config.websub.hub,
@@ -61,7 +54,7 @@ def publish_feed(db: Database, config: Config, pub: PublishConfig) -> PublishRes
     started = time.perf_counter()
     with db.read() as conn:
         articles = store_articles.latest_articles(conn, pub.max_entries, topics=pub.topics)
-    spec = feed_spec(config, pub, articles)
+    spec = feed_spec(config, pub)
     config.feeds_dir.mkdir(parents=True, exist_ok=True)
     paths, changed = [], []
     for fmt in pub.formats:
@@ -71,7 +64,9 @@ def publish_feed(db: Database, config: Config, pub: PublishConfig) -> PublishRes
             changed.append(path)
     seconds = time.perf_counter() - started
     if changed:
-        log.info("published %s: %d entries, %d file(s) changed", pub.name, len(articles), len(changed))
+        log.info(
+            "published %s: %d entries, %d file(s) changed", pub.name, len(articles), len(changed)
+        )
     return PublishResult(pub.name, tuple(paths), tuple(changed), len(articles), seconds)
 
 

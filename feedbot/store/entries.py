@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 from datetime import datetime
 
 from sqlalchemy import Connection, delete, func, insert, select, tuple_, update
@@ -42,7 +43,7 @@ def by_links_or_titles(
     conn: Connection, upstream_id: int, links: Sequence[str], title_keys: Sequence[str]
 ) -> list[KnownEntry]:
     """Stored entries of this upstream whose link or title key is among the given ones."""
-    rows = []
+    rows: list[Any] = []
     if links:
         rows += conn.execute(
             select(entries).where(
@@ -162,12 +163,12 @@ def is_tombstoned(conn: Connection, kind: str, keys: Sequence[str]) -> set[str]:
 
 
 def add_tombstones(conn: Connection, kind: str, keys: Iterable[str], now: datetime) -> None:
-    rows = [{"kind": kind, "key": k, "deleted_at": now} for k in set(keys)]
-    if rows:
-        present = is_tombstoned(conn, kind, [r["key"] for r in rows])
-        rows = [r for r in rows if r["key"] not in present]
-        if rows:
-            conn.execute(insert(tombstones), rows)
+    wanted = set(keys)
+    fresh = wanted - is_tombstoned(conn, kind, list(wanted))
+    if fresh:
+        conn.execute(
+            insert(tombstones), [{"kind": kind, "key": k, "deleted_at": now} for k in fresh]
+        )
 
 
 def delete_entries(conn: Connection, pairs: Sequence[tuple[int, str]]) -> int:

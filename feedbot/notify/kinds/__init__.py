@@ -1,0 +1,1 @@
+"""One module per destination kind; ``base`` holds what they share."""

@@ -239,7 +239,10 @@ def _interpolate(value: Any, path: str, env: Mapping[str, str], problems: list[s
 
         return _ENV.sub(sub, value)
     if isinstance(value, dict):
-        return {k: _interpolate(v, f"{path}.{k}" if path else k, env, problems) for k, v in value.items()}
+        return {
+            k: _interpolate(v, f"{path}.{k}" if path else k, env, problems)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [_interpolate(v, f"{path}[{i}]", env, problems) for i, v in enumerate(value)]
     return value

@@ -128,7 +128,8 @@ upstreams = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("name", String(64), nullable=False, unique=True),
-    Column("url", Text, nullable=False),
+    Column("url", Text, nullable=False),  # where it is fetched (follows confirmed 301/308)
+    Column("config_url", Text, nullable=False),  # as configured or added
     Column("topics", JSON, nullable=False),
     Column("interval_s", Integer),
     Column("enabled", Boolean, nullable=False, default=True),

@@ -21,6 +21,7 @@ class StoredUpstream:
     id: int
     name: str
     url: str
+    config_url: str
     topics: tuple[str, ...]
     interval_s: int | None
     enabled: bool
@@ -67,7 +68,7 @@ class SyncResult:
 
 def _config_values(cfg: UpstreamConfig) -> dict[str, Any]:
     return {
-        "url": cfg.url,
+        "config_url": cfg.url,
         "topics": list(cfg.topics),
         "interval_s": int(cfg.interval.total_seconds()) if cfg.interval else None,
         "enabled": cfg.enabled,
@@ -102,6 +103,7 @@ def sync_from_config(
             conn.execute(
                 insert(upstreams).values(
                     name=cfg.name,
+                    url=cfg.url,
                     managed_by="config",
                     next_check=now + offset,
                     created_at=now,
@@ -113,8 +115,9 @@ def sync_from_config(
         current = {k: getattr(row, k) for k in values}
         if row.managed_by != "config" or current != values:
             extra: dict[str, Any] = {"managed_by": "config"}
-            if row.url != cfg.url:
+            if row.config_url != cfg.url:  # a new URL in the config; a followed redirect stays
                 extra.update(
+                    url=cfg.url,
                     etag=None,
                     last_modified=None,
                     body_hash=None,
@@ -145,7 +148,12 @@ def add(conn: Connection, cfg: UpstreamConfig, now: datetime) -> StoredUpstream:
         raise StoreError("an upstream with this name exists already", resource=cfg.name)
     conn.execute(
         insert(upstreams).values(
-            name=cfg.name, managed_by="cli", next_check=now, created_at=now, **_config_values(cfg)
+            name=cfg.name,
+            url=cfg.url,
+            managed_by="cli",
+            next_check=now,
+            created_at=now,
+            **_config_values(cfg),
         )
     )
     found = get(conn, cfg.name)

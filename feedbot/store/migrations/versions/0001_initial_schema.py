@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("url", sa.Text(), nullable=False),
+        sa.Column("config_url", sa.Text(), nullable=False),
         sa.Column("topics", sa.JSON(), nullable=False),
         sa.Column("interval_s", sa.Integer(), nullable=True),
         sa.Column("enabled", sa.Boolean(), nullable=False),

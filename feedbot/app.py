@@ -11,6 +11,8 @@ from feedbot.config import Config
 from feedbot.importers import load_articles
 from feedbot.models import ArticleData, ImportResult
 from feedbot.publish.runner import PublishResult, publish_all
+from feedbot.relevance.setup import build_matcher
+from feedbot.relevance.topics import MatchInput
 from feedbot.store import articles as store_articles
 from feedbot.store.db import Database
 
@@ -36,17 +38,8 @@ class App:
         self.config = config
         self.clock = clock
         config.state_dir.mkdir(parents=True, exist_ok=True)
+        self.matcher = build_matcher(config)  # topics are config: fail early, exit 2
         self.db = Database(config.database_url)
-        self._matcher = None
-
-    @property
-    def matcher(self):  # type: ignore[no-untyped-def]
-        """The topic matcher, compiled on first use (built-in topics plus config overrides)."""
-        if self._matcher is None:
-            from feedbot.relevance.setup import build_matcher
-
-            self._matcher = build_matcher(self.config)
-        return self._matcher
 
     def import_paths(self, paths: Sequence[Path]) -> ImportResult:
         """Load every path first (any error imports nothing), then store in one transaction."""
@@ -57,9 +50,9 @@ class App:
         counts = {"added": 0, "updated": 0, "unchanged": 0}
         with self.db.write() as conn:
             for article in loaded:
-                match = self.matcher.match_article(article)
+                match = self.matcher.match(MatchInput.from_article(article))
                 change = store_articles.upsert_article(
-                    conn, article, now, topics=match.topics, terms=match.terms
+                    conn, article, now, topics=match.topics, terms=match.matched_terms
                 )
                 counts[change] += 1
         log.info("imported %s: %s", ", ".join(map(str, paths)), counts)

@@ -45,6 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(config, args))
     try:
         app = App(config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            sys.stderr.write(f"feedbot: config: {problem}\n")
+        return 2
     except FeedbotError as exc:
         sys.stderr.write(f"feedbot: {exc}\n")
         return 1

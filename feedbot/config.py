@@ -138,19 +138,16 @@ class UpstreamConfig(_Model):
 
 
 class TopicConfig(_Model):
-    """A user-defined topic, or an override of a shipped one."""
+    """A user-defined topic, or additions to a shipped one (``replace = true`` to redefine it)."""
 
     terms: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     regexes: tuple[str, ...] = ()
-    fields: tuple[Literal["title", "summary", "content", "categories", "link"], ...] = (
-        "title",
-        "summary",
-        "content",
-        "categories",
-    )
+    fields: tuple[Literal["title", "summary", "content", "categories", "link"], ...] | None = None
     includes: tuple[str, ...] = ()
-    context: tuple[str, ...] = ()
+    context_terms: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    description: str | None = None
+    replace: StrictBool = False
 
     @field_validator("regexes")
     @classmethod

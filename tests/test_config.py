@@ -7,6 +7,8 @@ import pytest
 
 from feedbot.config import config_from_mapping, load_config
 from feedbot.errors import ConfigError
+from feedbot.relevance.setup import build_matcher
+from feedbot.relevance.topics import MatchInput
 from tests.conftest import ROOT
 
 GOOD_PUBLISH = {"name": "news", "title": "News"}
@@ -112,3 +114,35 @@ def test_shipped_config_is_valid() -> None:
     assert [p.name for p in config.publish] == ["alibaba", "china-tech"]
     assert config.server.host == "127.0.0.1"
     assert config.import_paths == (ROOT / "examples" / "articles",)
+
+
+TOPIC_PROBLEMS = [
+    (
+        {"x": {"terms": []}},
+        "topics.x.terms: a topic needs terms, regexes, context_terms or includes",
+    ),
+    ({"x": {"terms": ["a"], "includes": ["nope"]}}, "topics.x.includes: unknown topic 'nope'"),
+]
+
+
+@pytest.mark.parametrize(("topics", "message"), TOPIC_PROBLEMS, ids=[m for _, m in TOPIC_PROBLEMS])
+def test_bad_topics_name_the_key(topics: dict[str, object], message: str, tmp_path: Path) -> None:
+    config = config_from_mapping({"topics": topics}, base_dir=tmp_path, env={})
+    with pytest.raises(ConfigError) as err:
+        build_matcher(config)
+    assert err.value.problems == [message]
+
+
+def test_config_topics_extend_the_shipped_ones(tmp_path: Path) -> None:
+    config = config_from_mapping(
+        {"topics": {"alibaba": {"terms": ["Freshippo"]}, "ev": {"terms": ["BYD", "NIO"]}}},
+        base_dir=tmp_path,
+        env={},
+    )
+    matcher = build_matcher(config)
+    assert matcher.match(MatchInput(title="Freshippo opens 50 stores")).topics == (
+        "alibaba",
+        "china-tech",
+    )
+    assert matcher.match(MatchInput(title="Taobao sales rise")).topics == ("alibaba", "china-tech")
+    assert matcher.match(MatchInput(title="BYD outsells rivals")).topics == ("ev",)

@@ -69,7 +69,9 @@ def test_upsert_added_unchanged_updated(db: Database) -> None:
 def test_latest_articles_newest_first_with_topics(db: Database) -> None:
     with db.write() as conn:
         for i in range(10):
-            store.upsert_article(conn, article(i), T0, topics=["alibaba"] if i % 2 else ["china-tech"])
+            store.upsert_article(
+                conn, article(i), T0, topics=["alibaba"] if i % 2 else ["china-tech"]
+            )
     with db.read() as conn:
         newest = store.latest_articles(conn, 3)
         odd = store.latest_articles(conn, 3, topics=["alibaba"])

@@ -34,7 +34,7 @@ def cmd_check(app: App, args: argparse.Namespace) -> int:
     out(f"feeds: {c.feeds_dir} ({len(c.publish)}: {', '.join(p.name for p in c.publish)})")
     out(f"server: http://{c.server.host}:{c.server.port}/")
     out(f"upstreams: {len(c.upstream)} ({sum(u.enabled for u in c.upstream)} enabled)")
-    out(f"topics: {', '.join(sorted(app.matcher.topic_names))}")
+    out(f"topics: {', '.join(app.matcher.topics)}")
     out(f"webhooks: {len(c.webhook)}")
     return 0
 

@@ -22,8 +22,10 @@ def wanted_by(
     for hook in webhooks:
         if not hook.enabled or (event == UPDATED and not hook.updates):
             continue
-        if not hook.topics and not hook.upstreams:
-            out.append(hook.name)
-        elif set(hook.topics) & set(topics) or (upstream is not None and upstream in hook.upstreams):
+        if (
+            (not hook.topics and not hook.upstreams)
+            or set(hook.topics) & set(topics)
+            or (upstream is not None and upstream in hook.upstreams)
+        ):
             out.append(hook.name)
     return out

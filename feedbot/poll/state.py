@@ -83,7 +83,9 @@ def next_state(
                 bounds=bounds,
             )
         values["current_interval_s"] = int(interval.total_seconds())
-        values["next_check"] = next_check(now, interval, retry_after=res.retry_after, rand=rand, bounds=bounds)
+        values["next_check"] = next_check(
+            now, interval, retry_after=res.retry_after, rand=rand, bounds=bounds
+        )
         return StateChange(values, str(res.outcome), None, None, moved_to)
 
     outcome = PARSE_ERROR if parse_error is not None else str(res.outcome)

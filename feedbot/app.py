@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 
 from feedbot.clock import Clock, utcnow
 from feedbot.config import Config
 from feedbot.importers import load_articles
 from feedbot.models import ArticleData, ImportResult
+from feedbot.pipeline import Pipeline
+from feedbot.poll.fetch import Fetcher, FetchLimits
+from feedbot.poll.parse import parse_feed
+from feedbot.poll.runner import Poller
+from feedbot.poll.schedule import ScheduleBounds
 from feedbot.publish.runner import PublishResult, publish_all
 from feedbot.relevance.setup import build_matcher
 from feedbot.relevance.topics import MatchInput
 from feedbot.store import articles as store_articles
+from feedbot.store import upstreams as store_upstreams
 from feedbot.store.db import Database
+from feedbot.store.upstreams import SyncResult
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +66,47 @@ class App:
         log.info("imported %s: %s", ", ".join(map(str, paths)), counts)
         return ImportResult(**counts)
 
+    def sync_upstreams(self) -> SyncResult:
+        """Make the store's upstreams agree with ``[[upstream]]`` (see store/upstreams.py)."""
+        with self.db.write() as conn:
+            result = store_upstreams.sync_from_config(
+                conn, self.config.upstream, self.clock(), spread=self.config.poll.min_interval
+            )
+        if result.added or result.updated or result.disabled:
+            log.info(
+                "upstreams synced from config: %d added, %d updated, %d disabled",
+                len(result.added), len(result.updated), len(result.disabled),
+            )  # fmt: skip
+        return result
+
+    @cached_property
+    def fetcher(self) -> Fetcher:
+        p = self.config.poll
+        limits = FetchLimits(
+            connect_timeout=p.connect_timeout.total_seconds(),
+            read_timeout=p.read_timeout.total_seconds(),
+            deadline=p.deadline.total_seconds(),
+            max_bytes=p.max_bytes,
+        )
+        return Fetcher(limits, pool_size=max(32, p.workers * 2))
+
+    @cached_property
+    def poller(self) -> Poller:
+        p = self.config.poll
+        bounds = ScheduleBounds(min_interval=p.min_interval, max_interval=p.max_interval)
+        pipeline = Pipeline(
+            self.db, self.fetcher, self.matcher,
+            parse=parse_feed, webhooks=self.config.webhook, authority=self.config.authority,
+            bounds=bounds, max_failures=p.max_failures, clock=self.clock,
+        )  # fmt: skip
+        return Poller(
+            self.db, pipeline, self.clock, workers=p.workers, per_host=p.per_host, lease=p.lease
+        )
+
     def publish(self) -> list[PublishResult]:
         return publish_all(self.db, self.config)
 
     def close(self) -> None:
+        if "fetcher" in self.__dict__:
+            self.fetcher.close()
         self.db.close()

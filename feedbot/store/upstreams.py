@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -71,7 +71,6 @@ def _config_values(cfg: UpstreamConfig) -> dict[str, Any]:
         "config_url": cfg.url,
         "topics": list(cfg.topics),
         "interval_s": int(cfg.interval.total_seconds()) if cfg.interval else None,
-        "enabled": cfg.enabled,
         "headers": dict(cfg.headers),
         "backfill": cfg.backfill,
     }
@@ -104,6 +103,8 @@ def sync_from_config(
                 insert(upstreams).values(
                     name=cfg.name,
                     url=cfg.url,
+                    enabled=cfg.enabled,
+                    disabled_reason=None if cfg.enabled else BY_CONFIG[0],
                     managed_by="config",
                     next_check=now + offset,
                     created_at=now,
@@ -113,7 +114,8 @@ def sync_from_config(
             added.append(cfg.name)
             continue
         current = {k: getattr(row, k) for k in values}
-        if row.managed_by != "config" or current != values:
+        toggle = _config_toggle(row, cfg, now)
+        if row.managed_by != "config" or current != values or toggle:
             extra: dict[str, Any] = {"managed_by": "config"}
             if row.config_url != cfg.url:  # a new URL in the config; a followed redirect stays
                 extra.update(
@@ -124,10 +126,10 @@ def sync_from_config(
                     redirect_url=None,
                     redirect_count=0,
                 )
-            if cfg.enabled and not row.enabled:
-                extra.update(disabled_reason=None, consecutive_failures=0, next_check=now)
             conn.execute(
-                update(upstreams).where(upstreams.c.id == row.id).values(**values, **extra)
+                update(upstreams)
+                .where(upstreams.c.id == row.id)
+                .values(**values, **extra, **toggle)
             )
             changed.append(cfg.name)
     names = {c.name for c in configs}
@@ -142,6 +144,25 @@ def sync_from_config(
     return SyncResult(tuple(added), tuple(changed), tuple(disabled))
 
 
+BY_CONFIG = ("disabled in the config", "removed from the config")
+
+
+def _config_toggle(row: Any, cfg: UpstreamConfig, now: datetime) -> dict[str, Any]:
+    """``enabled = false`` in the config disables; ``true`` re-enables only what the config
+    itself disabled. A feed disabled by 410 Gone or by repeated failures stays disabled
+    until ``feedbot feeds enable NAME``."""
+    if not cfg.enabled and row.enabled:
+        return {"enabled": False, "disabled_reason": BY_CONFIG[0]}
+    if cfg.enabled and not row.enabled and row.disabled_reason in BY_CONFIG:
+        return {
+            "enabled": True,
+            "disabled_reason": None,
+            "consecutive_failures": 0,
+            "next_check": now,
+        }
+    return {}
+
+
 def add(conn: Connection, cfg: UpstreamConfig, now: datetime) -> StoredUpstream:
     """Add an upstream managed by the store (``feedbot feeds add``)."""
     if conn.execute(select(upstreams.c.id).where(upstreams.c.name == cfg.name)).first():
@@ -150,6 +171,7 @@ def add(conn: Connection, cfg: UpstreamConfig, now: datetime) -> StoredUpstream:
         insert(upstreams).values(
             name=cfg.name,
             url=cfg.url,
+            enabled=cfg.enabled,
             managed_by="cli",
             next_check=now,
             created_at=now,
@@ -202,6 +224,7 @@ def claim_due(
     limit: int,
     names: Sequence[str] = (),
     include_not_due: bool = False,
+    exclude_ids: Collection[int] = (),
 ) -> list[StoredUpstream]:
     """Claim up to *limit* due upstreams for *owner* until ``now + lease``.
 
@@ -215,6 +238,8 @@ def claim_due(
         cond = and_(cond, upstreams.c.next_check <= now)
     if names:
         cond = and_(cond, upstreams.c.name.in_(list(names)))
+    if exclude_ids:
+        cond = and_(cond, upstreams.c.id.not_in(list(exclude_ids)))
     query = (
         select(upstreams)
         .where(cond)

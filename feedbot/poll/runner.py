@@ -1,0 +1,148 @@
+"""One poll cycle: claim due upstreams, poll them on a worker pool with a per-host limit.
+
+Claims are taken in small batches as workers free up, so a slow or failing feed only ever
+holds its own worker (its fetch is bounded by the deadline) and never delays the others
+past their schedule; a host already at its limit is skipped for now, not waited on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from feedbot.clock import Clock
+from feedbot.pipeline import Pipeline, PollResult
+from feedbot.store import upstreams as store_upstreams
+from feedbot.store.db import Database
+from feedbot.store.upstreams import StoredUpstream
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CycleResult:
+    results: tuple[PollResult, ...]
+    seconds: float
+
+    @property
+    def by_outcome(self) -> Counter[str]:
+        return Counter(r.outcome for r in self.results)
+
+
+@dataclass
+class Poller:
+    """Runs poll cycles. ``owner`` names this process in claims (leases)."""
+
+    db: Database
+    pipeline: Pipeline
+    clock: Clock
+    workers: int = 16
+    per_host: int = 2
+    lease: timedelta = timedelta(minutes=5)
+    owner: str = field(default_factory=lambda: f"poller-{uuid.uuid4().hex[:12]}")
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run_cycle(
+        self,
+        *,
+        names: Sequence[str] = (),
+        include_not_due: bool = False,
+        progress: Callable[[PollResult], None] | None = None,
+    ) -> CycleResult:
+        """Poll every due upstream (or those named, or all with *include_not_due*) once."""
+        import time
+
+        started = time.perf_counter()
+        results: list[PollResult] = []
+        busy_hosts: Counter[str] = Counter()
+        waiting: deque[StoredUpstream] = deque()
+        seen: set[int] = set()
+        running: dict[Future[PollResult], StoredUpstream] = {}
+        exhausted = False
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="poll") as pool:
+            while not self.stop.is_set():
+                if not exhausted and len(waiting) < self.workers:
+                    batch = self._claim(
+                        self.workers * 2 - len(waiting), names, include_not_due, seen
+                    )
+                    exhausted = not batch
+                    waiting.extend(batch)
+                self._start_ready(pool, waiting, running, busy_hosts)
+                if not running:
+                    if exhausted and not waiting:
+                        break
+                    if not waiting:
+                        continue
+                    # every waiting feed's host is busy and nothing runs: cannot happen, but never spin
+                    break
+                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for fut in done:
+                    up = running.pop(fut)
+                    busy_hosts[_host(up.url)] -= 1
+                    result = self._result(fut, up)
+                    results.append(result)
+                    if progress:
+                        progress(result)
+            for fut, up in running.items():  # stopping: finish what runs
+                results.append(self._result(fut, up))
+            self._release(waiting)
+        return CycleResult(tuple(results), time.perf_counter() - started)
+
+    def _claim(
+        self, limit: int, names: Sequence[str], include_not_due: bool, seen: set[int]
+    ) -> list[StoredUpstream]:
+        if limit <= 0:
+            return []
+        with self.db.write() as conn:
+            batch = store_upstreams.claim_due(
+                conn, self.clock(), owner=self.owner, lease=self.lease, limit=limit,
+                names=names, include_not_due=include_not_due,
+                exclude_ids=seen if (names or include_not_due) else (),
+            )  # fmt: skip
+        seen.update(u.id for u in batch)
+        return batch
+
+    def _start_ready(
+        self,
+        pool: ThreadPoolExecutor,
+        waiting: deque[StoredUpstream],
+        running: dict[Future[PollResult], StoredUpstream],
+        busy_hosts: Counter[str],
+    ) -> None:
+        for _ in range(len(waiting)):
+            if len(running) >= self.workers:
+                return
+            up = waiting.popleft()
+            host = _host(up.url)
+            if busy_hosts[host] >= self.per_host:
+                waiting.append(up)
+                continue
+            busy_hosts[host] += 1
+            running[pool.submit(self.pipeline.poll, up, self.owner)] = up
+
+    def _result(self, fut: Future[PollResult], up: StoredUpstream) -> PollResult:
+        try:
+            return fut.result()
+        except Exception as exc:  # a bug in one feed's processing must not stop the cycle
+            log.exception("polling %s crashed", up.name)
+            with self.db.write() as conn:
+                store_upstreams.release(conn, up.id, self.owner)
+            return PollResult(up.name, "crashed", f"{type(exc).__name__}: {exc}")
+
+    def _release(self, waiting: deque[StoredUpstream]) -> None:
+        if not waiting:
+            return
+        with self.db.write() as conn:
+            for up in waiting:
+                store_upstreams.release(conn, up.id, self.owner)
+
+
+def _host(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower()

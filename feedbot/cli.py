@@ -9,12 +9,12 @@ from collections.abc import Sequence
 
 from feedbot import __version__
 from feedbot.app import App, secret_pairs
-from feedbot.commands import daemon, notify, publisher, subscriber
+from feedbot.commands import daemon, notify, publisher, relevance, subscriber
 from feedbot.config import config_path, load_config
 from feedbot.errors import ConfigError, FeedbotError
 from feedbot.logs import setup_logging
 
-MODULES = (publisher, subscriber, notify, daemon)
+MODULES = (publisher, subscriber, relevance, notify, daemon)
 
 
 def build_parser() -> argparse.ArgumentParser:

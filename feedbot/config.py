@@ -186,6 +186,18 @@ class WebhookConfig(_Model):
         return f"WebhookConfig(name={self.name!r}, kind={self.kind!r})"
 
 
+class NotifyConfig(_Model):
+    """The delivery worker: leases, timeouts and retry policy shared by every webhook."""
+
+    lease: Duration = timedelta(minutes=2)
+    connect_timeout: Duration = timedelta(seconds=5)
+    read_timeout: Duration = timedelta(seconds=15)
+    batch: int = Field(default=200, ge=1, le=10_000)
+    retry_base: Duration = timedelta(seconds=30)
+    retry_cap: Duration = timedelta(hours=6)
+    keep_done: Duration = timedelta(days=30)
+
+
 class WebSubConfig(_Model):
     hub: HttpUrl | None = None
 
@@ -204,6 +216,7 @@ class Config(_Model):
     upstream: tuple[UpstreamConfig, ...] = ()
     topics: dict[str, TopicConfig] = Field(default_factory=dict)
     webhook: tuple[WebhookConfig, ...] = ()
+    notify: NotifyConfig = NotifyConfig()
     websub: WebSubConfig = WebSubConfig()
     source: Path | None = None
 

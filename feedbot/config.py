@@ -199,7 +199,22 @@ class NotifyConfig(_Model):
 
 
 class WebSubConfig(_Model):
+    """With a hub, published feeds carry rel="hub" and every changed publish pings it."""
+
     hub: HttpUrl | None = None
+    max_attempts: int = Field(default=5, ge=1)
+
+
+class DaemonConfig(_Model):
+    """``feedbot run``: how often each job ticks, shutdown grace, retention."""
+
+    poll_tick: Duration = timedelta(seconds=5)
+    deliver_tick: Duration = timedelta(seconds=2)
+    publish_tick: Duration = timedelta(seconds=5)
+    publish_every: Duration = timedelta(minutes=15)
+    housekeeping_every: Duration = timedelta(hours=1)
+    grace: Duration = timedelta(seconds=20)
+    keep_entries: Duration = timedelta(days=90)
 
 
 class Config(_Model):
@@ -218,6 +233,7 @@ class Config(_Model):
     webhook: tuple[WebhookConfig, ...] = ()
     notify: NotifyConfig = NotifyConfig()
     websub: WebSubConfig = WebSubConfig()
+    daemon: DaemonConfig = DaemonConfig()
     source: Path | None = None
 
     @field_validator("database_url")

@@ -1,40 +1,39 @@
-"""``feedbot run``: everything in one process."""
+"""``feedbot run``: the daemon."""
 
 from __future__ import annotations
 
 import argparse
-import logging
+import os
+import sys
 from typing import Any
 
-from feedbot.app import App
-
-log = logging.getLogger(__name__)
+from feedbot.config import Config, config_path
+from feedbot.errors import ConfigError, DaemonError, FeedbotError
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("run", help="run feedbot: import the configured paths, publish, serve")
-    p.set_defaults(func=cmd_run)
-
-
-def cmd_run(app: App, args: argparse.Namespace) -> int:
-    from feedbot.web.feeds_app import make_feeds_app
-    from feedbot.web.server import serve
-
-    if app.config.import_paths:
-        app.import_paths(app.config.import_paths)
-    app.publish()
-    server = serve(
-        make_feeds_app(app.config.feeds_dir),
-        host=app.config.server.host,
-        port=app.config.server.port,
+    p = sub.add_parser(
+        "run", help="run the daemon: poll, publish, notify and serve, until SIGTERM or SIGINT"
     )
-    log.info(
-        "serving %s on http://%s:%d/", app.config.feeds_dir, app.config.server.host, server.port
-    )
+    p.set_defaults(func=cmd_run, no_app=True)
+
+
+def cmd_run(config: Config, args: argparse.Namespace) -> int:
+    from feedbot.daemon import Daemon
+
     try:
-        server.run()
-    except KeyboardInterrupt:
-        pass
+        daemon = Daemon(config, config_path(args.config, os.environ))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            sys.stderr.write(f"feedbot: config: {problem}\n")
+        return 2
+    except FeedbotError as exc:
+        sys.stderr.write(f"feedbot: {exc}\n")
+        return 1
+    try:
+        return daemon.run()
+    except DaemonError as exc:
+        sys.stderr.write(f"feedbot: {exc}\n")
+        return 2
     finally:
-        server.close()
-    return 0
+        daemon.app.close()

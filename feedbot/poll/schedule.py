@@ -77,7 +77,8 @@ def adaptive_interval(
 ) -> timedelta:
     """The interval between two checks of one feed.
 
-    1. A configured interval wins, raised to at least one minute; nothing else applies.
+    1. A configured interval wins, raised to at least one minute (or to ``bounds.min_interval``
+       when that is lower); nothing else applies.
     2. Otherwise start from the observed rate: half the median gap between the distinct
        publication times of the newest ``RECENT_ENTRIES`` entries (``bounds.default_interval``
        when there are fewer than two).
@@ -86,7 +87,7 @@ def adaptive_interval(
     4. Clamp to ``[bounds.min_interval, bounds.max_interval]``.
     """
     if configured is not None:
-        return max(configured, MIN_CONFIGURED)
+        return max(configured, min(MIN_CONFIGURED, bounds.min_interval))
     interval = observed_interval(entry_times) or bounds.default_interval
     hints = [
         timedelta(minutes=ttl_minutes) if ttl_minutes and ttl_minutes > 0 else None,

@@ -54,6 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     try:
         return int(args.func(app, args))
+    except ConfigError as exc:  # a bad value given on the command line
+        for problem in exc.problems:
+            sys.stderr.write(f"feedbot: {problem}\n")
+        return 2
     except FeedbotError as exc:
         sys.stderr.write(f"feedbot: {exc}\n")
         return 1

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from feedbot.clock import Clock, utcnow
 from feedbot.config import Config
@@ -23,6 +24,9 @@ from feedbot.store import articles as store_articles
 from feedbot.store import upstreams as store_upstreams
 from feedbot.store.db import Database
 from feedbot.store.upstreams import SyncResult
+
+if TYPE_CHECKING:
+    from feedbot.notify.deliver import Deliverer
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +59,12 @@ class App:
         for path in paths:
             loaded.extend(load_articles(path, authority=self.config.authority))
         now = self.clock()
-        counts = {"added": 0, "updated": 0, "unchanged": 0}
+        items = []
+        for article in loaded:
+            match = self.matcher.match(MatchInput.from_article(article))
+            items.append((article, match.topics, match.matched_terms))
         with self.db.write() as conn:
-            for article in loaded:
-                match = self.matcher.match(MatchInput.from_article(article))
-                change = store_articles.upsert_article(
-                    conn, article, now, topics=match.topics, terms=match.matched_terms
-                )
-                counts[change] += 1
+            counts = store_articles.upsert_articles(conn, items, now)
         log.info("imported %s: %s", ", ".join(map(str, paths)), counts)
         return ImportResult(**counts)
 
@@ -102,6 +104,12 @@ class App:
         return Poller(
             self.db, pipeline, self.clock, workers=p.workers, per_host=p.per_host, lease=p.lease
         )
+
+    @cached_property
+    def deliverer(self) -> Deliverer:
+        from feedbot.notify.deliver import Deliverer
+
+        return Deliverer(self.db, self.config.webhook, self.config.notify, clock=self.clock)
 
     def publish(self) -> list[PublishResult]:
         return publish_all(self.db, self.config)

@@ -247,7 +247,7 @@ BAD_INPUT = [
     (
         "yaml.md",
         "---\nid: urn:x:1\ntitle: a: b\n---\nBody\n",
-        "{p}:3: front matter is not valid YAML: mapping values are not allowed here",
+        "{p}:3: front matter is not valid YAML: mapping values are not allowed in this context",
     ),
     ("open.md", "---\ntitle: x\nBody\n", "{p}:1: front matter has no closing '---' line"),
     ("list.md", "---\n- a\n---\nBody\n", "{p}:2: front matter is not a mapping"),

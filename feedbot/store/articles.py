@@ -54,12 +54,49 @@ def upsert_article(
     A changed article keeps its id and gets a new ``updated``: the given one when it is
     newer than the stored one, else *now* (so an edit always moves it up the feed).
     """
-    digest = content_hash(article)
     row = conn.execute(
-        select(articles.c.content_hash, articles.c.updated, articles.c.topics).where(
+        select(articles.c.id, articles.c.content_hash, articles.c.updated, articles.c.topics).where(
             articles.c.id == article.id
         )
     ).first()
+    return _upsert(conn, article, now, row, topics, terms, upstream_id)
+
+
+def upsert_articles(
+    conn: Connection,
+    items: Sequence[tuple[ArticleData, Sequence[str], Sequence[str]]],
+    now: datetime,
+) -> dict[Change, int]:
+    """``upsert_article`` for many ``(article, topics, terms)``, reading existing rows in bulk."""
+    existing: dict[str, Any] = {}
+    ids = [a.id for a, _, _ in items]
+    for i in range(0, len(ids), 500):
+        query = select(
+            articles.c.id, articles.c.content_hash, articles.c.updated, articles.c.topics
+        ).where(articles.c.id.in_(ids[i : i + 500]))
+        existing.update((r.id, r) for r in conn.execute(query))
+    counts: dict[Change, int] = {"added": 0, "updated": 0, "unchanged": 0}
+    seen: set[str] = set()
+    for article, topics, terms in items:
+        if article.id in seen:  # the same id twice in one batch: read what the first wrote
+            change = upsert_article(conn, article, now, topics=topics, terms=terms)
+        else:
+            change = _upsert(conn, article, now, existing.get(article.id), topics, terms, None)
+        seen.add(article.id)
+        counts[change] += 1
+    return counts
+
+
+def _upsert(
+    conn: Connection,
+    article: ArticleData,
+    now: datetime,
+    row: Any,
+    topics: Sequence[str],
+    terms: Sequence[str],
+    upstream_id: int | None,
+) -> Change:
+    digest = content_hash(article)
     values: dict[str, Any] = {
         "title": article.title,
         "summary": article.summary,
@@ -81,7 +118,7 @@ def upsert_article(
             id=article.id, updated=article.updated, created_at=now, upstream_id=upstream_id
         )
         conn.execute(insert(articles).values(**values))
-        _set_topics(conn, article.id, values["topics"], article.updated)
+        _insert_topics(conn, article.id, values["topics"], article.updated)
         return "added"
     if row.content_hash == digest and sorted(row.topics) == values["topics"]:
         return "unchanged"
@@ -90,14 +127,14 @@ def upsert_article(
         updated = article.updated if article.updated > row.updated else now
     values["updated"] = updated
     conn.execute(update(articles).where(articles.c.id == article.id).values(**values))
-    _set_topics(conn, article.id, values["topics"], updated)
+    conn.execute(delete(article_topics).where(article_topics.c.article_id == article.id))
+    _insert_topics(conn, article.id, values["topics"], updated)
     return "updated"
 
 
-def _set_topics(
+def _insert_topics(
     conn: Connection, article_id: str, topics: Iterable[str], updated: datetime
 ) -> None:
-    conn.execute(delete(article_topics).where(article_topics.c.article_id == article_id))
     rows = [{"topic": t, "article_id": article_id, "updated": updated} for t in topics]
     if rows:
         conn.execute(insert(article_topics), rows)

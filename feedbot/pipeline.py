@@ -29,7 +29,11 @@ from feedbot.poll.fetch import FeedFetcher, FetchOutcome, FetchRequest
 from feedbot.poll.schedule import ScheduleBounds
 from feedbot.poll.state import next_state
 from feedbot.relevance.dedup import (
+    DEFAULT_WINDOW as DEDUP_WINDOW,
+)
+from feedbot.relevance.dedup import (
     Candidate,
+    StoryKeys,
     churn_check,
     churn_index,
     decide,
@@ -42,6 +46,7 @@ from feedbot.store import entries as store_entries
 from feedbot.store import outbox
 from feedbot.store import upstreams as store_upstreams
 from feedbot.store.db import Database
+from feedbot.store.dialect import lock_stories
 from feedbot.store.schema import articles as articles_table
 from feedbot.store.upstreams import StoredUpstream
 
@@ -92,12 +97,17 @@ def _key_digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
-def story_index_keys(keys: Any) -> list[str]:
-    """The strings stored in ``story_keys`` for candidate lookup (all fit the key column)."""
+def exact_keys(keys: StoryKeys) -> list[str]:
+    """Title and canonical-URL keys as stored in ``story_keys`` (digests fit the column)."""
     out = [f"t:{_key_digest(keys.title_key)}"] if keys.title_key else []
     if keys.url_key:
         out.append(f"u:{_key_digest(keys.url_key)}")
-    return out + list(keys.bands)
+    return out
+
+
+def story_index_keys(keys: StoryKeys) -> list[str]:
+    """Every key stored for a story: the exact ones and its SimHash bands."""
+    return exact_keys(keys) + list(keys.bands)
 
 
 def backfill_allows(policy: str, position: int, published: datetime | None) -> bool:
@@ -314,9 +324,9 @@ class Pipeline:
     ) -> str:
         keys = story_keys(e.title, e.summary, e.link)
         published = e.published or e.updated or now
-        index_keys = story_index_keys(keys)
-        candidates = self._candidates(conn, index_keys)
-        decision = decide(keys, published, candidates)
+        lock_stories(conn)
+        candidates = self._candidates(conn, keys, published)
+        decision = decide(keys, published, candidates, window=DEDUP_WINDOW)
         if decision.duplicate_of is not None:
             if e.link:
                 store_articles.add_report(
@@ -337,7 +347,9 @@ class Pipeline:
         store_articles.upsert_article(
             conn, article, now, topics=topics, terms=terms, upstream_id=up.id
         )
-        store_entries.add_story_keys(conn, article_id, index_keys, keys.simhash, published)
+        store_entries.add_story_keys(
+            conn, article_id, story_index_keys(keys), keys.simhash, published
+        )
         counts.new += 1
         if backfill:
             counts.backfill += 1
@@ -346,8 +358,12 @@ class Pipeline:
             counts.announced += outbox.enqueue(conn, article_id, hooks, NEW, now)
         return article_id
 
-    def _candidates(self, conn: Connection, index_keys: Sequence[str]) -> list[Candidate]:
-        found = store_entries.story_candidates(conn, index_keys)
+    def _candidates(
+        self, conn: Connection, keys: StoryKeys, published: datetime
+    ) -> list[Candidate]:
+        found = store_entries.story_candidates(
+            conn, exact_keys(keys), keys.bands, published=published, window=DEDUP_WINDOW
+        )
         if not found:
             return []
         rows = conn.execute(

@@ -26,3 +26,17 @@ def insert_ignore(
     )
     # RETURNING counts exactly what was inserted on both backends (rowcount does not)
     return sum(len(conn.execute(stmt, row).all()) for row in rows)
+
+
+STORY_LOCK = 0x66656564  # "feed": one advisory lock id for story deduplication
+
+
+def lock_stories(conn: Connection) -> None:
+    """Serialise "is this story new? then insert it" across processes until commit.
+
+    Without it two transactions polling two feeds of the same story both find no
+    candidate and both insert. SQLite needs nothing: ``BEGIN IMMEDIATE`` already lets one
+    writer in at a time. PostgreSQL takes a transaction-scoped advisory lock.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({STORY_LOCK})")

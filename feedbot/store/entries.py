@@ -4,10 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 
 from feedbot.store.schema import entries, story_keys, tombstones
 
@@ -137,15 +148,34 @@ def add_story_keys(
 
 
 def story_candidates(
-    conn: Connection, keys: Sequence[str], *, limit: int = 200
+    conn: Connection,
+    exact: Sequence[str],
+    near: Sequence[str],
+    *,
+    published: datetime,
+    window: timedelta,
+    limit: int = 200,
 ) -> dict[str, set[str]]:
-    """Articles sharing any of *keys*, through the ``story_keys`` primary-key index."""
-    if not keys:
+    """Articles sharing a key with a new item, through the ``story_keys`` indexes.
+
+    *exact* keys (canonical URL, title) match at any date; *near* keys (SimHash bands) only
+    within ``published ± window``, the only span where a near-duplicate counts anyway, so
+    the candidate set stays small however large the store grows.
+    """
+    clauses: list[ColumnElement[bool]] = []
+    if exact:
+        clauses.append(story_keys.c.key.in_(list(set(exact))))
+    if near:
+        clauses.append(
+            and_(
+                story_keys.c.key.in_(list(set(near))),
+                story_keys.c.published.between(published - window, published + window),
+            )
+        )
+    if not clauses:
         return {}
     rows = conn.execute(
-        select(story_keys.c.article_id, story_keys.c.key)
-        .where(story_keys.c.key.in_(list(set(keys))))
-        .limit(limit)
+        select(story_keys.c.article_id, story_keys.c.key).where(or_(*clauses)).limit(limit)
     ).all()
     out: dict[str, set[str]] = {}
     for r in rows:

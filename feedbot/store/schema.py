@@ -121,6 +121,7 @@ story_keys = Table(
     ),
     Column("published", UTCDateTime, nullable=False),
     Column("simhash", BigInteger, nullable=False),
+    Index(None, "key", "published"),
 )
 
 upstreams = Table(

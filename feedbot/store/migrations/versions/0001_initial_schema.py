@@ -222,9 +222,16 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("key", "article_id", name=op.f("pk_story_keys")),
     )
+    with op.batch_alter_table("story_keys", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_story_keys_key_published"), ["key", "published"], unique=False
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("story_keys", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_story_keys_key_published"))
+
     op.drop_table("story_keys")
     with op.batch_alter_table("entries", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_entries_upstream_id_title_key"))

@@ -337,3 +337,46 @@ def test_backfill_policy_none_announces_nothing(tmp_path: Path, server: Loopback
     )
     result = poll(app)["f"]
     assert (result.new, result.backfill, result.announced) == (4, 4, 0)
+
+
+def test_same_story_polled_concurrently_is_stored_once(tmp_path: Path, db_url: str) -> None:
+    """Two workers poll two feeds carrying one story at the same moment: one article."""
+    barrier = threading.Barrier(2, timeout=10)
+    stories = [
+        Item(
+            f"Alibaba Cloud opens region number {n} in Europe",
+            f"https://a.example/story-{n}",
+            summary=f"Alibaba Cloud said region {n} will serve retailers and logistics firms across Europe.",
+        )
+        for n in range(3)
+    ]
+    current = {"n": 0}
+
+    def feed(req: Request) -> Response:
+        barrier.wait()  # both fetches return together, so both transactions race
+        story = stories[current["n"]]
+        link = story.link if "one" in req.path else story.link + "?utm_source=two"
+        return Response(
+            200, rss([Item(story.title, link, guid=req.path + story.link, summary=story.summary)])
+        )
+
+    with LoopbackServer("127.0.0.1") as one, LoopbackServer("127.0.0.2") as two:
+        one.route("/one", feed)
+        two.route("/two", feed)
+        app = make_app(
+            tmp_path,
+            {
+                "poll": {"workers": 2},
+                "upstream": [upstream("one", one.url("/one")), upstream("two", two.url("/two"))],
+            },
+            FakeClock(),
+            db_url=db_url,
+        )
+        for n in range(3):
+            current["n"] = n
+            results = poll(app)
+            assert results["one"].new + results["two"].new == 1
+            assert results["one"].duplicates + results["two"].duplicates == 1
+        with app.db.read() as conn:
+            assert store_articles.count_articles(conn) == 3
+        app.close()

@@ -117,4 +117,6 @@ class App:
     def close(self) -> None:
         if "fetcher" in self.__dict__:
             self.fetcher.close()
+        if "deliverer" in self.__dict__:
+            self.deliverer.close()
         self.db.close()

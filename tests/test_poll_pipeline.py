@@ -279,7 +279,7 @@ def test_relevance_dedup_backfill_and_outbox(tmp_path: Path, server: LoopbackSer
     )
     feeds["two"] = [same_story]
     clock.advance(minutes=30)
-    results = poll(app)
+    results = poll(app, names=["one"]) | poll(app, names=["two"])  # one after the other
     assert results["one"].new == 1
     assert results["one"].irrelevant == 0  # the bakery entry was seen before
     assert results["two"].duplicates == 1

@@ -1,0 +1,202 @@
+"""The polling benchmark's runners: one tool, one SQLite file, one process, two timed phases.
+
+Run by ``bench/poll.py``, one child process per tool::
+
+    python bench/poll_workers.py feedbot --urls urls.txt --workdir DIR [--workers 16]
+    python bench/poll_workers.py reader  --urls urls.txt --workdir DIR [--workers 16]
+
+Phase "first" polls every feed of a fresh database; phase "304" polls them all again,
+when the upstream answers every conditional request with 304. Each phase prints one JSON
+line (see ``PhaseResult``). With ``--profile FILE`` py-spy samples the first phase (the
+thread holding the GIL, as collapsed stacks) into FILE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+PHASES = ("first", "304")
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseResult:
+    """One timed phase of one tool. ``entries`` are the entries that phase stored."""
+
+    tool: str
+    phase: str
+    feeds: int
+    seconds: float
+    cpu_seconds: float  # this process's user + system CPU during the phase
+    entries: int
+    peak_rss_kib: int  # ru_maxrss of this process at the end of the phase
+    served: dict[str, int] = field(default_factory=dict)  # upstream responses by status
+    outcomes: dict[str, int] = field(default_factory=dict)  # per-feed outcomes the tool saw
+
+
+def _cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _server_counts(stats_url: str | None) -> dict[str, int]:
+    if not stats_url:
+        return {}
+    with urllib.request.urlopen(stats_url, timeout=10) as resp:
+        raw: dict[str, float] = json.load(resp)
+    return {k: int(v) for k, v in raw.items() if k.isdigit()}
+
+
+@contextmanager
+def _profiled(path: Path | None) -> Iterator[None]:
+    """Sample the thread holding the GIL with py-spy (without pausing it) during the block."""
+    if path is None:
+        yield
+        return
+    spy = Path(sys.executable).with_name("py-spy")
+    cmd = [
+        str(spy),
+        "record",
+        "--pid",
+        str(os.getpid()),
+        "--format",
+        "raw",
+        "--nonblocking",
+        "--gil",
+    ]
+    cmd += ["--rate", "200", "--output", str(path)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(1.0)  # let it attach before the timed work starts
+    try:
+        yield
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        if proc.returncode not in (0, -signal.SIGINT):
+            log.warning("py-spy exited with %s: %s", proc.returncode, err.decode()[-500:])
+
+
+def timed_phase(
+    tool: str,
+    phase: str,
+    feeds: int,
+    stats_url: str | None,
+    run: Callable[[], tuple[int, Counter[str]]],
+) -> PhaseResult:
+    """Time *run* (which returns entries stored and per-feed outcomes) and describe it."""
+    before = _server_counts(stats_url)
+    cpu = _cpu()
+    started = time.perf_counter()
+    entries, outcomes = run()
+    seconds = time.perf_counter() - started
+    cpu = _cpu() - cpu
+    after = _server_counts(stats_url)
+    served = {k: after[k] - before.get(k, 0) for k in after if after[k] - before.get(k, 0)}
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return PhaseResult(tool, phase, feeds, seconds, cpu, entries, peak, served, dict(outcomes))
+
+
+# ------------------------------------------------------------------------------- feedbot
+def run_feedbot(
+    urls: list[str], workdir: Path, *, workers: int, per_host: int, stats_url: str | None,
+    profile: Path | None,
+) -> Iterator[PhaseResult]:  # fmt: skip
+    from feedbot.app import App
+    from feedbot.config import config_from_mapping
+
+    raw: dict[str, Any] = {
+        "database_url": "sqlite:///state/feedbot.sqlite3",
+        "poll": {"workers": workers, "per_host": per_host, "min_interval": "5m"},
+        "upstream": [{"name": f"feed-{i}", "url": u} for i, u in enumerate(urls)],
+        "topics": {"bench-retail": {"terms": ["AliExpress", "Taobao", "Tmall"]}},
+    }
+    app = App(config_from_mapping(raw, base_dir=workdir, env={}))
+    try:
+        app.sync_upstreams()
+        poller = app.poller
+
+        def cycle() -> tuple[int, Counter[str]]:
+            result = poller.run_cycle(include_not_due=True)
+            stored = sum(r.new + r.irrelevant + r.duplicates for r in result.results)
+            return stored, result.by_outcome
+
+        with _profiled(profile):
+            yield timed_phase("feedbot", "first", len(urls), stats_url, cycle)
+        yield timed_phase("feedbot", "304", len(urls), stats_url, cycle)
+    finally:
+        app.close()
+
+
+# -------------------------------------------------------------------------------- reader
+def run_reader(
+    urls: list[str], workdir: Path, *, workers: int, stats_url: str | None
+) -> Iterator[PhaseResult]:
+    from reader import make_reader
+
+    reader = make_reader(str(workdir / "reader.sqlite"))
+    try:
+        for url in urls:
+            reader.add_feed(url)
+
+        def update() -> tuple[int, Counter[str]]:
+            before = reader.get_entry_counts().total or 0
+            outcomes: Counter[str] = Counter()
+            for res in reader.update_feeds_iter(scheduled=False, workers=workers):
+                if isinstance(res.value, Exception):
+                    outcomes["error"] += 1
+                elif res.value is None:
+                    outcomes["not_modified"] += 1
+                else:
+                    outcomes["updated"] += 1
+            return (reader.get_entry_counts().total or 0) - before, outcomes
+
+        yield timed_phase("reader", "first", len(urls), stats_url, update)
+        yield timed_phase("reader", "304", len(urls), stats_url, update)
+    finally:
+        reader.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("tool", choices=("feedbot", "reader"))
+    parser.add_argument("--urls", type=Path, required=True, help="one feed URL per line")
+    parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument("--per-host", type=int, default=2, help="feedbot only")
+    parser.add_argument("--stats-url", help="the upstream's /stats, read between phases")
+    parser.add_argument("--profile", type=Path, help="py-spy output for feedbot's first phase")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("reader").setLevel(logging.ERROR)  # one bozo warning per feed otherwise
+    urls = args.urls.read_text(encoding="utf-8").split()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    phases: Iterator[PhaseResult]
+    if args.tool == "feedbot":
+        phases = run_feedbot(
+            urls, args.workdir, workers=args.workers, per_host=args.per_host,
+            stats_url=args.stats_url, profile=args.profile,
+        )  # fmt: skip
+    else:
+        phases = run_reader(urls, args.workdir, workers=args.workers, stats_url=args.stats_url)
+    for result in phases:
+        print(json.dumps(asdict(result)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

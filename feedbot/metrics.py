@@ -25,7 +25,8 @@ from feedbot.clock import Clock, utcnow
 from feedbot.errors import FeedbotError
 from feedbot.store import articles as store_articles
 from feedbot.store import upstreams as store_upstreams
-from feedbot.store.outbox_depth import OutboxDepth, outbox_depth
+from feedbot.store.outbox import OutboxDepth
+from feedbot.store.outbox import depth as outbox_depth
 
 if TYPE_CHECKING:
     from feedbot.pipeline import PollResult

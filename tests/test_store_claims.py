@@ -136,10 +136,12 @@ def test_outbox_enqueue_is_idempotent_and_fenced(db: Database) -> None:
         other = next(x for x in again if x.webhook != first[0].webhook)
         assert outbox.mark_dead(conn, other, later, "HTTP 400: bad payload", 400)
     with db.read() as conn:
-        stats = {s.webhook: s for s in outbox.stats(conn)}
+        depth = {s.webhook: s for s in outbox.depth(conn)}
         dead = outbox.list_deliveries(conn, status="dead")
-    assert stats[d.webhook].done == 1
-    assert stats[other.webhook].dead == 1
+        done = outbox.list_deliveries(conn, status="done")
+    assert [x.webhook for x in done] == [d.webhook]
+    assert d.webhook not in depth  # neither pending nor dead
+    assert (depth[other.webhook].pending, depth[other.webhook].dead) == (0, 1)
     assert [x.last_error for x in dead] == ["HTTP 400: bad payload"]
     with db.write() as conn:
         assert outbox.retry(conn, [], later, all_dead=True) == 1

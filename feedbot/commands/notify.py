@@ -64,7 +64,7 @@ def _when(value: datetime | None) -> str:
 def cmd_webhooks_list(app: App, args: argparse.Namespace) -> int:
     with app.db.read() as conn:
         states = outbox.webhook_states(conn)
-        counts = {s.webhook: s for s in outbox.stats(conn)}
+        counts = {s.webhook: s for s in outbox.depth(conn)}
     now = app.clock()
     rows: list[dict[str, Any]] = []
     for hook in app.config.webhook:
@@ -231,4 +231,4 @@ def cmd_deliver(app: App, args: argparse.Namespace) -> int:
 
 def _pending(app: App) -> int:
     with app.db.read() as conn:
-        return sum(s.pending for s in outbox.stats(conn))
+        return sum(s.pending for s in outbox.depth(conn))

@@ -54,7 +54,8 @@ from feedbot.notify.sender import (
     send_apprise,
 )
 from feedbot.notify.throttle import Budget, Throttle, budgets_for, webhook_key
-from feedbot.store import outbox, outbox_batch
+from feedbot.store import articles as store_articles
+from feedbot.store import outbox
 from feedbot.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -167,7 +168,7 @@ class Deliverer:
         enabled = [h for h in self.webhooks.values() if h.enabled]
         with self.db.read() as conn:
             states = outbox.webhook_states(conn)
-            due = outbox_batch.due_counts(conn, now, [h.name for h in enabled])
+            due = outbox.due_counts(conn, now, [h.name for h in enabled])
         failing, waiting, cleared = [], [], []
         wakes: list[datetime] = []
         plan: list[tuple[WebhookConfig, int, bool]] = []
@@ -236,13 +237,13 @@ class Deliverer:
             return {}
         with self.db.write() as conn:
             return {
-                hook.name: outbox_batch.claim(
+                hook.name: outbox.claim(
                     conn,
                     now,
                     owner=self.owner,
                     lease=self.notify.lease,
                     limit=take,
-                    webhook=hook.name,
+                    webhooks=[hook.name],
                 )
                 for hook, take, _ in plan
             }
@@ -254,7 +255,7 @@ class Deliverer:
         if not ids:
             return out
         with self.db.read() as conn:
-            found = outbox_batch.get_articles(conn, ids)
+            found = store_articles.get_articles(conn, ids)
         gone: list[outbox.StoredDelivery] = []
         for name, rows in claimed.items():
             for d in rows:
@@ -368,7 +369,7 @@ class Deliverer:
         now = self.clock()
         done = [(d, dec.status) for d, dec in batch.writes if dec.action == "done"]
         with self._writing, self.db.write() as conn:
-            ours = outbox_batch.mark_done(conn, done, now)
+            ours = outbox.mark_done_many(conn, done, now)
             batch.bump("delivered", ours)
             batch.bump("lost", len(done) - ours)
             for d, decision in batch.writes:

@@ -13,11 +13,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select, update
 
 from feedbot.store.dialect import insert_ignore
 from feedbot.store.schema import deliveries, webhook_state
 
+CHUNK = 500  # ids per IN list
 PENDING, DONE, DEAD = "pending", "done", "dead"
 
 
@@ -74,7 +75,11 @@ def claim(
     limit: int,
     webhooks: Sequence[str] = (),
 ) -> list[StoredDelivery]:
-    """Claim due pending deliveries (oldest first) until ``now + lease``."""
+    """Claim due pending deliveries (oldest first) until ``now + lease``.
+
+    One SELECT (``FOR UPDATE SKIP LOCKED`` on PostgreSQL) and one UPDATE per 500 rows; the
+    claim bumps each row's fence.
+    """
     free = or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= now)
     cond = and_(deliveries.c.status == PENDING, deliveries.c.next_attempt <= now, free)
     if webhooks:
@@ -86,15 +91,35 @@ def claim(
         .limit(limit)
         .with_for_update(skip_locked=True)
     ).all()
-    claimed = []
-    for r in rows:
+    claimed = [_row(r) for r in rows]
+    for start in range(0, len(claimed), CHUNK):
+        ids = [d.id for d in claimed[start : start + CHUNK]]
         conn.execute(
             update(deliveries)
-            .where(deliveries.c.id == r.id)
-            .values(lease_owner=owner, lease_until=now + lease, fence=r.fence + 1)
+            .where(deliveries.c.id.in_(ids))
+            .values(lease_owner=owner, lease_until=now + lease, fence=deliveries.c.fence + 1)
         )
-        claimed.append(_row(r))
     return [replace(d, fence=d.fence + 1) for d in claimed]
+
+
+def due_counts(conn: Connection, now: datetime, names: Sequence[str]) -> dict[str, int]:
+    """Pending, due and unleased rows per webhook (what a claim could take now)."""
+    if not names:
+        return {}
+    free = or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= now)
+    rows = conn.execute(
+        select(deliveries.c.webhook, func.count())
+        .where(
+            and_(
+                deliveries.c.status == PENDING,
+                deliveries.c.next_attempt <= now,
+                free,
+                deliveries.c.webhook.in_(list(names)),
+            )
+        )
+        .group_by(deliveries.c.webhook)
+    ).all()
+    return {name: int(count) for name, count in rows}
 
 
 def _fenced(conn: Connection, d: StoredDelivery, values: dict[str, Any]) -> bool:
@@ -118,6 +143,34 @@ def mark_done(conn: Connection, d: StoredDelivery, now: datetime, status: int | 
             "last_error": None,
         },
     )
+
+
+def mark_done_many(
+    conn: Connection, done: Sequence[tuple[StoredDelivery, int | None]], now: datetime
+) -> int:
+    """``mark_done`` for many rows in one statement; returns how many were still ours."""
+    if not done:
+        return 0
+    stmt = (
+        update(deliveries)
+        .where(deliveries.c.id == bindparam("b_id"), deliveries.c.fence == bindparam("b_fence"))
+        .values(
+            status=DONE,
+            done_at=now,
+            attempts=bindparam("b_attempts"),
+            last_status=bindparam("b_status"),
+            last_error=None,
+            lease_owner=None,
+            lease_until=None,
+        )
+    )
+    params = [
+        {"b_id": d.id, "b_fence": d.fence, "b_attempts": d.attempts + 1, "b_status": status}
+        for d, status in done
+    ]
+    if not conn.dialect.supports_sane_multi_rowcount:
+        return sum(int(conn.execute(stmt, [p]).rowcount) for p in params)
+    return int(conn.execute(stmt, params).rowcount)
 
 
 def mark_retry(
@@ -192,31 +245,38 @@ def retry(conn: Connection, ids: Sequence[str], now: datetime, *, all_dead: bool
 
 
 @dataclass(frozen=True, slots=True)
-class OutboxStats:
+class OutboxDepth:
     webhook: str
     pending: int
     dead: int
-    done: int
     oldest_pending: datetime | None
 
 
-def stats(conn: Connection) -> list[OutboxStats]:
+def depth(conn: Connection) -> list[OutboxDepth]:
+    """Pending and dead deliveries per webhook (webhooks with neither are absent), by name.
+
+    Delivered rows, most of the table, are not read: the ``(status, next_attempt)`` index
+    leads to the pending and dead ones.
+    """
     rows = conn.execute(
         select(
             deliveries.c.webhook,
             deliveries.c.status,
             func.count(),
             func.min(deliveries.c.created_at),
-        ).group_by(deliveries.c.webhook, deliveries.c.status)
+        )
+        .where(deliveries.c.status.in_([PENDING, DEAD]))
+        .group_by(deliveries.c.webhook, deliveries.c.status)
     ).all()
-    acc: dict[str, dict[str, Any]] = {}
-    for webhook, status, count, oldest in rows:
-        entry = acc.setdefault(webhook, {PENDING: 0, DEAD: 0, DONE: 0, "oldest": None})
-        entry[status] = count
-        if status == PENDING:
-            entry["oldest"] = oldest
+    acc: dict[str, dict[str, int]] = {}
+    oldest: dict[str, datetime] = {}
+    for webhook, status, count, first in rows:
+        acc.setdefault(webhook, {PENDING: 0, DEAD: 0})[status] = int(count)
+        if status == PENDING and first is not None:
+            oldest[webhook] = first
     return [
-        OutboxStats(w, e[PENDING], e[DEAD], e[DONE], e["oldest"]) for w, e in sorted(acc.items())
+        OutboxDepth(name, counts[PENDING], counts[DEAD], oldest.get(name))
+        for name, counts in sorted(acc.items())
     ]
 
 

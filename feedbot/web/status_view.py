@@ -22,7 +22,7 @@ from feedbot.store import articles as store_articles
 from feedbot.store import outbox
 from feedbot.store import upstreams as store_upstreams
 from feedbot.store.db import Database
-from feedbot.store.outbox_depth import outbox_depth
+from feedbot.store.outbox import depth as outbox_depth
 from feedbot.store.upstreams import StoredUpstream
 
 ARTICLE_LIMIT = 30

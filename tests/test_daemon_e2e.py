@@ -15,6 +15,7 @@ from typing import Any
 import feedparser
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ROOT
 from tests.feedgen_util import Item, rss
@@ -185,6 +186,16 @@ def test_daemon_end_to_end(world: dict[str, Any]) -> None:
     payload = json.loads(hooks[0].body)
     assert payload["data"]["title"] == STORY.title
     assert hooks[0].headers["webhook-id"]
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(
+            requests.get(f"{base}/metrics", timeout=5).text
+        )
+        for s in family.samples
+    }
+    assert samples[("feedbot_deliveries_total", (("outcome", "done"), ("webhook", "team")))] == 1
+    assert samples[("feedbot_polls_total", (("outcome", "ok"),))] >= 2
+    assert samples[("feedbot_outbox_pending", (("webhook", "team"),))] == 0
 
     # SIGHUP with a broken config keeps the running one
     good = world["config"].read_text(encoding="utf-8")

@@ -27,6 +27,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from sqlalchemy import Connection
 
+from feedbot import metrics
 from feedbot.clock import Clock, utcnow
 from feedbot.config import NotifyConfig, WebhookConfig
 from feedbot.errors import NotifyError
@@ -319,7 +320,9 @@ class Deliverer:
         hook = batch.hook
         policy = RetryPolicy(hook.max_attempts, self.notify.retry_base, self.notify.retry_cap)
         for d in message.deliveries:
-            batch.writes.append((d, decide(d, outcome, now, policy, self.rand)))
+            decision = decide(d, outcome, now, policy, self.rand)
+            batch.writes.append((d, decision))
+            metrics.record_delivery(str(decision.action), hook.name)
         key = webhook_key(hook.name)
         if isinstance(outcome, Delivered):
             batch.state["last_success"] = now

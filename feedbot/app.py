@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -13,12 +14,12 @@ from feedbot.config import Config
 from feedbot.importers import load_articles
 from feedbot.models import ArticleData, ImportResult
 from feedbot.pipeline import Pipeline
+from feedbot.poll.cpu import CpuStage
 from feedbot.poll.fetch import Fetcher, FetchLimits
-from feedbot.poll.parse import parse_feed
 from feedbot.poll.runner import Poller
 from feedbot.poll.schedule import ScheduleBounds
 from feedbot.publish.runner import PublishResult, publish_all
-from feedbot.relevance.setup import build_matcher
+from feedbot.relevance.setup import build_matcher, topic_specs
 from feedbot.relevance.topics import MatchInput
 from feedbot.store import articles as store_articles
 from feedbot.store import upstreams as store_upstreams
@@ -96,9 +97,15 @@ class App:
     def poller(self) -> Poller:
         p = self.config.poll
         bounds = ScheduleBounds(min_interval=p.min_interval, max_interval=p.max_interval)
+        processes = p.processes
+        if processes is None:
+            cores = os.cpu_count() or 1
+            processes = cores if cores > 1 else 0
+        specs = tuple(topic_specs(self.config).values())
+        cpu = CpuStage(self.matcher, specs, processes=processes)
         pipeline = Pipeline(
-            self.db, self.fetcher, self.matcher,
-            parse=parse_feed, webhooks=self.config.webhook, authority=self.config.authority,
+            self.db, self.fetcher, cpu,
+            webhooks=self.config.webhook, authority=self.config.authority,
             bounds=bounds, max_failures=p.max_failures, clock=self.clock,
         )  # fmt: skip
         return Poller(
@@ -117,6 +124,8 @@ class App:
     def close(self) -> None:
         if "fetcher" in self.__dict__:
             self.fetcher.close()
+        if "poller" in self.__dict__:
+            self.poller.pipeline.cpu.close()
         if "deliverer" in self.__dict__:
             self.deliverer.close()
         self.db.close()

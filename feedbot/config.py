@@ -106,6 +106,8 @@ class PollConfig(_Model):
 
     workers: int = Field(default=16, ge=1, le=256)
     per_host: int = Field(default=2, ge=1, le=64)
+    # parser processes for large documents; unset: one per CPU core (none on one core)
+    processes: int | None = Field(default=None, ge=0, le=64)
     min_interval: Duration = timedelta(minutes=5)
     max_interval: Duration = timedelta(hours=24)
     max_failures: int = Field(default=20, ge=1)

@@ -20,9 +20,10 @@ modelled forwards (see ``_build_tables``):
 
 from __future__ import annotations
 
+import bisect
 import re
 import unicodedata
-from html.parser import HTMLParser
+from html import unescape
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -133,6 +134,35 @@ def _cp1250_sub(match: re.Match[str]) -> str:
     return ch
 
 
+def _ftfy_gate() -> re.Pattern[str]:
+    """What ftfy could act on, as one cheap regex (its own badness check is ~50x slower).
+
+    UTF-8 misread in any single-byte code page ftfy knows always leaves a lead byte's
+    character (bytes C2-F4) followed by a continuation byte's (80-BF); ftfy's other fixes
+    (with the settings above) only touch control characters and lone surrogates. Text with
+    none of these, such as correct French or Chinese, is left to the passes above.
+    """
+    leads: set[str] = set()
+    conts: set[str] = set()
+    for codec in ("latin-1", "cp1252", "cp1250", "cp1251", "iso-8859-2", "mac_roman", "cp437"):
+        leads.update(bytes([b]).decode(codec, "ignore") for b in range(0xC2, 0xF5))
+        conts.update(bytes([b]).decode(codec, "ignore") for b in range(0x80, 0xC0))
+    conts.update(chr(c) for c in range(0x80, 0xA0))  # C1 controls: sloppy decodings
+    leads.discard("")
+    conts.discard("")
+
+    def cls(chars: set[str]) -> str:
+        return "".join(re.escape(c) for c in sorted(chars))
+
+    controls = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff"
+    return re.compile(f"[{cls(leads)}][{cls(conts)}]|[{controls}]")
+
+
+_FTFY_CAN_ACT = _ftfy_gate()
+# ftfy runs only on the whitespace-delimited runs that hold something it could act on:
+# mojibake never spans a space, and ftfy's cost grows with the length of what it is given.
+
+
 def repair_text(s: str) -> str:
     """Undo mojibake without touching correct text; return NFC."""
     if s.isascii():
@@ -140,8 +170,37 @@ def repair_text(s: str) -> str:
     text = _ISO16_RE.sub(_iso16_sub, s)
     text = _CP1250_RE.sub(_cp1250_sub, text)
     text = _LOST_RDQUO.sub("\u201d", text)
-    text = ftfy.fix_text(text, _FTFY)
+    if _FTFY_CAN_ACT.search(text):
+        text = _ftfy_windows(text)
     return unicodedata.normalize("NFC", text)
+
+
+_WORD_GAP = re.compile(r"[ \t\n\r]+")
+
+
+def _ftfy_windows(text: str) -> str:
+    """ftfy on the stretches around each suspect spot only: two words each side and the
+    space after them (ftfy judges a sequence by its neighbours, and "Ã " is "à " only next
+    to other mojibake). Mojibake never spans a line, and ftfy's cost grows with its input."""
+    gaps = [m.span() for m in _WORD_GAP.finditer(text)]
+    starts = [g[1] for g in gaps]
+    ends = [g[0] for g in gaps]
+    windows: list[list[int]] = []
+    for m in _FTFY_CAN_ACT.finditer(text):
+        i = bisect.bisect_right(starts, m.start())  # words before the suspect one
+        begin = starts[i - 3] if i >= 3 else 0
+        j = bisect.bisect_left(ends, m.end())
+        end = gaps[j + 2][1] if j + 2 < len(gaps) else len(text)
+        if windows and begin <= windows[-1][1]:
+            windows[-1][1] = max(windows[-1][1], end)
+        else:
+            windows.append([begin, end])
+    out, pos = [], 0
+    for begin, end in windows:
+        out += [text[pos:begin], str(ftfy.fix_text(text[begin:end], _FTFY))]
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def clean_text(s: str) -> str:
@@ -190,40 +249,22 @@ def sanitize_html(html: str, *, base_url: str | None = None) -> str:
     )
 
 
-_BLOCKS = {
-    "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt",
-    "figcaption", "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header",
-    "hr", "li", "main", "nav", "ol", "p", "pre", "section", "table", "td", "th", "tr", "ul",
-}  # fmt: skip
-_INVISIBLE = {"script", "style", "template", "noscript", "head", "title"}
+_BLOCKS = (
+    "address|article|aside|blockquote|br|dd|div|dl|dt|figcaption|figure|footer|h[1-6]|header"
+    "|hr|li|main|nav|ol|p|pre|section|table|td|th|tr|ul"
+)
+_BLOCK_TAG = re.compile(rf"<(/?)({_BLOCKS})\b", re.IGNORECASE)
+_INVISIBLE = {"script", "style", "template", "noscript", "head", "title", "iframe", "object"}
 
 
-class _TextCollector(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._hidden = 0
+def html_to_text(html: str, *, repair: bool = True) -> str:
+    """Visible text of *html*: no scripts or styles, entities decoded, cleaned.
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _INVISIBLE:
-            self._hidden += 1
-        elif tag in _BLOCKS:
-            self.parts.append(" ")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in _INVISIBLE:
-            self._hidden = max(0, self._hidden - 1)
-        elif tag in _BLOCKS:
-            self.parts.append(" ")
-
-    def handle_data(self, data: str) -> None:
-        if not self._hidden:
-            self.parts.append(data)
-
-
-def html_to_text(html: str) -> str:
-    """Visible text of *html*: no scripts or styles, entities decoded, cleaned."""
-    collector = _TextCollector()
-    collector.feed(html)
-    collector.close()
-    return clean_text("".join(collector.parts))
+    nh3 (Rust) drops every tag and the content of invisible ones; a space is put where a
+    block element starts or ends so that words of two paragraphs never run together.
+    ``repair=False`` skips mojibake repair, for HTML that was repaired already.
+    """
+    if "<" in html or "&" in html:
+        spaced = _BLOCK_TAG.sub(r" <\1\2", html)
+        html = unescape(nh3.clean(spaced, tags=set(), clean_content_tags=_INVISIBLE, attributes={}))
+    return clean_text(html) if repair else _WS.sub(" ", html).strip()

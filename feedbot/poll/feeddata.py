@@ -119,7 +119,11 @@ def build_entry(raw: RawEntry, *, base: str, language: str | None) -> EntryData:
     html = raw.content or raw.summary
     if raw.content and raw.content_type == "text/plain":
         html = escape(raw.content)
-    summary = summary_text(raw.summary or html)
+    content = sanitize_html(html, base_url=base) if html else ""
+    if raw.summary and raw.summary is not html:
+        summary = summary_text(raw.summary)
+    else:  # the summary is the content's text: repaired once, by sanitize_html
+        summary = summary_text(content, repair=False)
     guid = _opt(raw.guid)
     link = absolute_link(raw.link, base)
     published = _second(raw.published) or _second(raw.updated)
@@ -129,7 +133,7 @@ def build_entry(raw: RawEntry, *, base: str, language: str | None) -> EntryData:
         link=link,
         title=title,
         summary=summary,
-        content=sanitize_html(html, base_url=base) if html else "",
+        content=content,
         authors=_unique(raw.authors),
         categories=_unique(raw.categories),
         language=_opt(raw.language) or language,
@@ -145,14 +149,14 @@ def plain_title(value: str) -> str:
     return clean_text(value)
 
 
-def summary_text(html: str) -> str:
+def summary_text(html: str, *, repair: bool = True) -> str:
     """Plain text of an HTML fragment, at most ``SUMMARY_MAX_CHARS`` long."""
     if len(html) > _SUMMARY_SOURCE_CHARS:
         html = html[:_SUMMARY_SOURCE_CHARS]
         cut = html.rfind("<")
         if cut > html.rfind(">"):
             html = html[:cut]
-    text = html_to_text(html)
+    text = html_to_text(html, repair=repair)
     if len(text) <= SUMMARY_MAX_CHARS:
         return text
     cut = text.rfind(" ", 0, SUMMARY_MAX_CHARS)

@@ -204,7 +204,8 @@ def field_text(doc: MatchInput, field: str) -> str:
     else:
         raw = getattr(doc, field)
         if raw and (field == "content" or _MARKUP.search(raw)):
-            raw = html_to_text(raw)
+            # entries and articles hold repaired text already: strip markup, repair nothing
+            raw = html_to_text(raw, repair=False)
     return fold(raw)
 
 

@@ -8,6 +8,7 @@ write transaction so two writers never deadlock on a lock upgrade (reads use a p
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -95,6 +96,7 @@ class Database:
     def __init__(self, url: str, *, apply_migrations: bool = True) -> None:
         self.url = url
         self.display_url = mask_db_url(url)
+        self._writer: threading.Lock | None = threading.Lock() if url.startswith("sqlite") else None
         try:
             self.engine = make_engine(url)
             if apply_migrations:
@@ -111,8 +113,17 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """A write transaction (``BEGIN IMMEDIATE`` on SQLite); commits on success."""
-        with self.engine.begin() as conn:
+        """A write transaction (``BEGIN IMMEDIATE`` on SQLite); commits on success.
+
+        On SQLite, writers of this process queue on a lock first: SQLite admits one writer
+        anyway, and its busy handler sleeps and retries, so without the queue many threads
+        wake at random and a slow one can run out of busy timeout.
+        """
+        if self._writer is None:
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        with self._writer, self.engine.begin() as conn:
             yield conn
 
     @contextmanager

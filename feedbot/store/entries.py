@@ -155,12 +155,13 @@ def story_candidates(
     published: datetime,
     window: timedelta,
     limit: int = 200,
-) -> dict[str, set[str]]:
+) -> dict[str, tuple[set[str], int]]:
     """Articles sharing a key with a new item, through the ``story_keys`` indexes.
 
     *exact* keys (canonical URL, title) match at any date; *near* keys (SimHash bands) only
     within ``published ± window``, the only span where a near-duplicate counts anyway, so
-    the candidate set stays small however large the store grows.
+    the candidate set stays small however large the store grows. Each candidate comes with
+    the keys it shares and its stored SimHash (unsigned).
     """
     clauses: list[ColumnElement[bool]] = []
     if exact:
@@ -175,11 +176,13 @@ def story_candidates(
     if not clauses:
         return {}
     rows = conn.execute(
-        select(story_keys.c.article_id, story_keys.c.key).where(or_(*clauses)).limit(limit)
+        select(story_keys.c.article_id, story_keys.c.key, story_keys.c.simhash)
+        .where(or_(*clauses))
+        .limit(limit)
     ).all()
-    out: dict[str, set[str]] = {}
+    out: dict[str, tuple[set[str], int]] = {}
     for r in rows:
-        out.setdefault(r.article_id, set()).add(r.key)
+        out.setdefault(r.article_id, (set(), r.simhash % (1 << 64)))[0].add(r.key)
     return out
 
 

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
+from array import array
+from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, select
@@ -48,6 +51,43 @@ log = logging.getLogger(__name__)
 # A candidate that shares only a SimHash band is compared in full only when its hash is
 # this close: unrelated texts sit ~32 bits apart, rewrites of one story 12-18 (docs/dedup.md).
 NEAR_HAMMING = 24
+
+
+class SketchCache:
+    """Story keys of recently stored articles, so candidates need not be rebuilt from text.
+
+    Bounded (LRU): a candidate is almost always a story stored in the last few days by this
+    very process; a miss (after a restart) rebuilds the keys from the stored text. Shingles
+    are kept as compact arrays, not sets, to hold thousands in a few megabytes.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._items: OrderedDict[str, tuple[StoryKeys, array[int], array[int]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, article_id: str, keys: StoryKeys) -> None:
+        compact = replace(keys, shingles=frozenset(), vocab=frozenset())
+        item = (compact, array("I", keys.shingles), array("I", keys.vocab))
+        with self._lock:
+            self._items[article_id] = item
+            self._items.move_to_end(article_id)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def get(self, article_id: str) -> StoryKeys | None:
+        with self._lock:
+            item = self._items.get(article_id)
+            if item is not None:
+                self._items.move_to_end(article_id)
+        if item is None:
+            return None
+        compact, shingles, vocab = item
+        return replace(compact, shingles=frozenset(shingles), vocab=frozenset(vocab))
+
+    def drop(self, article_id: str) -> None:
+        with self._lock:
+            self._items.pop(article_id, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +175,7 @@ class Ingest:
     def __init__(self, webhooks: Sequence[WebhookConfig], authority: str) -> None:
         self.webhooks = tuple(webhooks)
         self.authority = authority
+        self.sketches = SketchCache()
 
     def apply(
         self,
@@ -157,6 +198,7 @@ class Ingest:
         first_poll = up.last_success is None
         tombstoned = store_entries.is_tombstoned(conn, "entry", [f"{up.id}:{k}" for k in keys])
         source = Origin(title=feed.title or up.title or up.name, url=up.url)
+        fresh: list[dict[str, object]] = []
         for position, plan in enumerate(plans):
             e = plan.entry
             stored = known.get(e.key)
@@ -171,10 +213,11 @@ class Ingest:
                 counts.irrelevant += 1
             else:
                 article_id = self._new_story(conn, up, plan, source, now, backfill, counts)
-            store_entries.upsert(
-                conn, up.id, e.key, link=e.link, title_key=plan.title_key, content_hash=plan.digest,
-                article_id=article_id, backfill=backfill, now=now, existing=None,
-            )  # fmt: skip
+            fresh.append({
+                "key": e.key, "link": e.link, "title_key": plan.title_key,
+                "content_hash": plan.digest, "article_id": article_id, "backfill": backfill,
+            })  # fmt: skip
+        store_entries.insert_many(conn, up.id, fresh, now)
         return warning
 
     def _guard_churn(
@@ -230,6 +273,7 @@ class Ingest:
                     conn, article, now, topics=topics, terms=plan.terms or current.matched_terms
                 )
                 if change == "updated":
+                    self.sketches.drop(stored.article_id)
                     counts.updated += 1
                     hooks = wanted_by(self.webhooks, topics, up.name, UPDATED)
                     counts.announced += outbox.enqueue(conn, stored.article_id, hooks, UPDATED, now)
@@ -297,11 +341,20 @@ class Ingest:
         )
         wanted = [
             article_id
-            for article_id, (shared, simhash) in found.items()
+            for article_id, (shared, simhash, _) in found.items()
             if not shared.isdisjoint(exact) or hamming(keys.simhash, simhash) <= NEAR_HAMMING
         ]
-        if not wanted:
-            return []
+        found_published = {article_id: published for article_id, (_, _, published) in found.items()}
+        out = []
+        missing = []
+        for article_id in wanted:
+            cached = self.sketches.get(article_id)
+            if cached is None:
+                missing.append(article_id)
+            else:
+                out.append(Candidate(article_id, cached, found_published[article_id]))
+        if not missing:
+            return out
         rows = conn.execute(
             select(
                 articles_table.c.id,
@@ -309,9 +362,13 @@ class Ingest:
                 articles_table.c.summary,
                 articles_table.c.link,
                 articles_table.c.published,
-            ).where(articles_table.c.id.in_(wanted))
+            ).where(articles_table.c.id.in_(missing))
         ).all()
-        return [Candidate(r.id, story_keys(r.title, r.summary, r.link), r.published) for r in rows]
+        for r in rows:
+            keys_of = story_keys(r.title, r.summary, r.link)
+            self.sketches.put(r.id, keys_of)
+            out.append(Candidate(r.id, keys_of, r.published))
+        return out
 
     @staticmethod
     def _article(

@@ -114,6 +114,18 @@ def upsert(
     )
 
 
+def insert_many(
+    conn: Connection, upstream_id: int, rows: Sequence[dict[str, object]], now: datetime
+) -> None:
+    """Insert new entries in one executemany: each row has key, link, title_key,
+    content_hash, article_id and backfill."""
+    if rows:
+        conn.execute(
+            insert(entries),
+            [{**r, "upstream_id": upstream_id, "first_seen": now, "updated_at": now} for r in rows],
+        )
+
+
 def rekey(conn: Connection, upstream_id: int, old_key: str, new_key: str) -> None:
     """A feed regenerated an entry's id: move the stored entry to the new key."""
     conn.execute(
@@ -155,13 +167,13 @@ def story_candidates(
     published: datetime,
     window: timedelta,
     limit: int = 200,
-) -> dict[str, tuple[set[str], int]]:
+) -> dict[str, tuple[set[str], int, datetime]]:
     """Articles sharing a key with a new item, through the ``story_keys`` indexes.
 
     *exact* keys (canonical URL, title) match at any date; *near* keys (SimHash bands) only
     within ``published ± window``, the only span where a near-duplicate counts anyway, so
     the candidate set stays small however large the store grows. Each candidate comes with
-    the keys it shares and its stored SimHash (unsigned).
+    the keys it shares, its stored SimHash (unsigned) and its publication time.
     """
     clauses: list[ColumnElement[bool]] = []
     if exact:
@@ -176,13 +188,15 @@ def story_candidates(
     if not clauses:
         return {}
     rows = conn.execute(
-        select(story_keys.c.article_id, story_keys.c.key, story_keys.c.simhash)
+        select(
+            story_keys.c.article_id, story_keys.c.key, story_keys.c.simhash, story_keys.c.published
+        )
         .where(or_(*clauses))
         .limit(limit)
     ).all()
-    out: dict[str, tuple[set[str], int]] = {}
+    out: dict[str, tuple[set[str], int, datetime]] = {}
     for r in rows:
-        out.setdefault(r.article_id, (set(), r.simhash % (1 << 64)))[0].add(r.key)
+        out.setdefault(r.article_id, (set(), r.simhash % (1 << 64), r.published))[0].add(r.key)
     return out
 
 

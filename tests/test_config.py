@@ -102,7 +102,8 @@ def test_unreadable_and_invalid_toml(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_config(tmp_path / "missing.toml")
     assert err.value.problems == [f"{tmp_path / 'missing.toml'}: no such file"]
-    bad = tmp_path / "bad.toml"
+    (tmp_path / "other").mkdir()
+    bad = tmp_path / "other" / "bad.toml"
     bad.write_text("publish = [", encoding="utf-8")
     with pytest.raises(ConfigError) as err:
         load_config(bad)
@@ -146,3 +147,27 @@ def test_config_topics_extend_the_shipped_ones(tmp_path: Path) -> None:
     )
     assert matcher.match(MatchInput(title="Taobao sales rise")).topics == ("alibaba", "china-tech")
     assert matcher.match(MatchInput(title="BYD outsells rivals")).topics == ("ev",)
+
+
+def test_check_command_and_feedbot_config_env(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from feedbot.cli import main
+
+    good = tmp_path / "good.toml"
+    good.write_text('[[publish]]\nname = "n"\ntitle = "N"\n', encoding="utf-8")
+    monkeypatch.setenv("FEEDBOT_CONFIG", str(good))
+    assert main(["check"]) == 0
+    out = capsys.readouterr().out
+    assert f"config: {good} is valid" in out
+    assert "topics: alibaba, china-tech" in out
+    (tmp_path / "other").mkdir()
+    bad = tmp_path / "other" / "bad.toml"
+    bad.write_text("bogus = 1\n[poll]\nworkers = 0\n", encoding="utf-8")
+    assert main(["--config", str(bad), "check"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "feedbot: config: poll.workers: must be at least 1",
+        "feedbot: config: bogus: unknown key",
+    ]
+    assert list((tmp_path / "other").iterdir()) == [bad]  # nothing written

@@ -63,14 +63,14 @@ class Poller:
         results: list[PollResult] = []
         busy_hosts: Counter[str] = Counter()
         waiting: deque[StoredUpstream] = deque()
-        seen: set[int] = set()
+        cursor: list[int] = [0]  # highest id claimed, for cycles over all or named upstreams
         running: dict[Future[PollResult], StoredUpstream] = {}
         exhausted = False
         with ThreadPoolExecutor(self.workers, thread_name_prefix="poll") as pool:
             while not self.stop.is_set():
                 if not exhausted and len(waiting) < self.workers:
                     batch = self._claim(
-                        self.workers * 2 - len(waiting), names, include_not_due, seen
+                        self.workers * 2 - len(waiting), names, include_not_due, cursor
                     )
                     exhausted = not batch
                     waiting.extend(batch)
@@ -96,7 +96,7 @@ class Poller:
         return CycleResult(tuple(results), time.perf_counter() - started)
 
     def _claim(
-        self, limit: int, names: Sequence[str], include_not_due: bool, seen: set[int]
+        self, limit: int, names: Sequence[str], include_not_due: bool, cursor: list[int]
     ) -> list[StoredUpstream]:
         if limit <= 0:
             return []
@@ -104,9 +104,10 @@ class Poller:
             batch = store_upstreams.claim_due(
                 conn, self.clock(), owner=self.owner, lease=self.lease, limit=limit,
                 names=names, include_not_due=include_not_due,
-                exclude_ids=seen if (names or include_not_due) else (),
+                after_id=cursor[0] if (names or include_not_due) else None,
             )  # fmt: skip
-        seen.update(u.id for u in batch)
+        if batch:
+            cursor[0] = max(cursor[0], *(u.id for u in batch))
         return batch
 
     def _start_ready(
@@ -132,9 +133,13 @@ class Poller:
             return fut.result()
         except Exception as exc:  # a bug in one feed's processing must not stop the cycle
             log.exception("polling %s crashed", up.name)
-            with self.db.write() as conn:
-                store_upstreams.release(conn, up.id, self.owner)
-            return PollResult(up.name, "crashed", f"{type(exc).__name__}: {exc}")
+            error = f"{type(exc).__name__}: {exc}"
+            with self.db.write() as conn:  # not due again at once: a crash must not spin
+                store_upstreams.save_state(conn, up.id, self.owner, {
+                    "next_check": self.clock() + self.lease, "last_error": error[:500],
+                    "last_error_kind": "crashed",
+                })  # fmt: skip
+            return PollResult(up.name, "crashed", error)
 
     def _release(self, waiting: deque[StoredUpstream]) -> None:
         if not waiting:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -224,9 +224,12 @@ def claim_due(
     limit: int,
     names: Sequence[str] = (),
     include_not_due: bool = False,
-    exclude_ids: Collection[int] = (),
+    after_id: int | None = None,
 ) -> list[StoredUpstream]:
     """Claim up to *limit* due upstreams for *owner* until ``now + lease``.
+
+    With *after_id* (a cycle over all or named upstreams, due or not), only ids above it
+    are claimed, in id order, so a cycle visits each upstream once however many there are.
 
     A claim is a lease in the row: a crashed poller's claims expire by themselves and the
     feed is due again. ``FOR UPDATE SKIP LOCKED`` lets several processes share the work on
@@ -238,12 +241,14 @@ def claim_due(
         cond = and_(cond, upstreams.c.next_check <= now)
     if names:
         cond = and_(cond, upstreams.c.name.in_(list(names)))
-    if exclude_ids:
-        cond = and_(cond, upstreams.c.id.not_in(list(exclude_ids)))
+    order = (upstreams.c.next_check, upstreams.c.id)
+    if after_id is not None:  # one pass over every upstream, in id order (keyset paging)
+        cond = and_(cond, upstreams.c.id > after_id)
+        order = (upstreams.c.id, upstreams.c.id)
     query = (
         select(upstreams)
         .where(cond)
-        .order_by(upstreams.c.next_check, upstreams.c.id)
+        .order_by(*order)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )

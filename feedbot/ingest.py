@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 
 # A candidate that shares only a SimHash band is compared in full only when its hash is
 # this close: unrelated texts sit ~32 bits apart, rewrites of one story 12-18 (docs/dedup.md).
-NEAR_HAMMING = 24
+NEAR_HAMMING = 20
 
 
 class SketchCache:

@@ -380,3 +380,25 @@ def test_same_story_polled_concurrently_is_stored_once(tmp_path: Path, db_url: s
         with app.db.read() as conn:
             assert store_articles.count_articles(conn) == 3
         app.close()
+
+
+def test_rewritten_story_from_another_site_is_a_duplicate(
+    tmp_path: Path, server: LoopbackServer
+) -> None:
+    """No shared URL or title: found through a SimHash band, confirmed by shingle overlap."""
+    from tests.test_dedup import REWRITE_A, REWRITE_B
+
+    feeds: dict[str, list[Item]] = {"a": [], "b": []}
+    server.route("/a", lambda r: Response(200, rss(feeds["a"], title="A")))
+    server.route("/b", lambda r: Response(200, rss(feeds["b"], title="B")))
+    app = make_app(
+        tmp_path,
+        {"upstream": [upstream("a", server.url("/a")), upstream("b", server.url("/b"))]},
+        FakeClock(),
+    )
+    poll(app)
+    feeds["a"] = [Item(REWRITE_A[0] + " (Alibaba)", "https://one.example/x", summary=REWRITE_A[1])]
+    feeds["b"] = [Item(REWRITE_B[0] + " (Alibaba)", "https://two.example/y", summary=REWRITE_B[1])]
+    first = poll(app, names=["a"])["a"]
+    second = poll(app, names=["b"])["b"]
+    assert (first.new, second.new, second.duplicates) == (1, 0, 1)

@@ -61,7 +61,7 @@ class SketchCache:
     are kept as compact arrays, not sets, to hold thousands in a few megabytes.
     """
 
-    def __init__(self, size: int = 4096) -> None:
+    def __init__(self, size: int = 1024) -> None:
         self.size = size
         self._items: OrderedDict[str, tuple[StoryKeys, array[int], array[int]]] = OrderedDict()
         self._lock = threading.Lock()

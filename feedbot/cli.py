@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from feedbot import __version__
 from feedbot.app import App, secret_pairs
-from feedbot.commands import daemon, notify, publisher, relevance, subscriber
+from feedbot.commands import daemon, notify, publisher, relevance, report, subscriber
 from feedbot.config import config_path, load_config
 from feedbot.errors import ConfigError, FeedbotError
 from feedbot.logs import setup_logging
@@ -37,30 +37,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(config_path(args.config, os.environ))
     except ConfigError as exc:
-        for problem in exc.problems:
-            sys.stderr.write(f"feedbot: config: {problem}\n")
-        return 2
+        return report(exc)
     mask.replacements = sorted(secret_pairs(config), key=lambda p: len(p[0]), reverse=True)
     if getattr(args, "no_app", False):
         return int(args.func(config, args))
     try:
         app = App(config)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            sys.stderr.write(f"feedbot: config: {problem}\n")
-        return 2
     except FeedbotError as exc:
-        sys.stderr.write(f"feedbot: {exc}\n")
-        return 1
+        return report(exc)
     try:
         return int(args.func(app, args))
     except ConfigError as exc:  # a bad value given on the command line
-        for problem in exc.problems:
-            sys.stderr.write(f"feedbot: {problem}\n")
-        return 2
+        return report(exc, config_prefix="")
     except FeedbotError as exc:
-        sys.stderr.write(f"feedbot: {exc}\n")
-        return 1
+        return report(exc)
     except KeyboardInterrupt:
         return 130
     finally:

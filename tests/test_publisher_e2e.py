@@ -19,18 +19,7 @@ import requests
 from feedbot.cli import main
 from feedbot.publish.validate import validate_atom
 from tests.conftest import ROOT
-
-SEED_TITLES = [
-    "Alibaba Cloud et Salesforce lancent Social Commerce en Chine",
-    "Alibaba collabore avec IBM autour de la sécurité",
-    "Alibaba passe au serverless dans ses offres IA",
-    "Antitrust : Pékin sanctionne lourdement Alibaba",
-    "Jack Ma refait surface",
-    "L'étrange silence de Jack Ma",
-    "La Chine renforce sa législation anti-trust",
-    "Les JO diffusés par le Cloud",
-    "Pékin se lance à l\u2019assaut de ses géants de la tech",
-]
+from tests.test_importers import SEED_TITLES
 
 
 def write_config(tmp_path: Path, port: int = 8080) -> Path:

@@ -6,6 +6,18 @@ import json
 import sys
 from typing import Any
 
+from feedbot.errors import ConfigError, DaemonError, FeedbotError
+
+
+def report(exc: FeedbotError, *, config_prefix: str = "config: ") -> int:
+    """Print *exc* for a person and return the exit status: 2 for configuration, else 1."""
+    if isinstance(exc, ConfigError):
+        for problem in exc.problems:
+            sys.stderr.write(f"feedbot: {config_prefix}{problem}\n")
+        return 2
+    sys.stderr.write(f"feedbot: {exc}\n")
+    return 2 if isinstance(exc, DaemonError) else 1
+
 
 def out(text: str = "") -> None:
     sys.stdout.write(text + "\n")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from typing import Any
 
+from feedbot.commands import report
 from feedbot.config import Config, config_path
-from feedbot.errors import ConfigError, DaemonError, FeedbotError
+from feedbot.errors import FeedbotError
 
 
 def register(sub: Any) -> None:
@@ -23,17 +23,11 @@ def cmd_run(config: Config, args: argparse.Namespace) -> int:
 
     try:
         daemon = Daemon(config, config_path(args.config, os.environ))
-    except ConfigError as exc:
-        for problem in exc.problems:
-            sys.stderr.write(f"feedbot: config: {problem}\n")
-        return 2
     except FeedbotError as exc:
-        sys.stderr.write(f"feedbot: {exc}\n")
-        return 1
+        return report(exc)
     try:
         return daemon.run()
-    except DaemonError as exc:
-        sys.stderr.write(f"feedbot: {exc}\n")
-        return 2
+    except FeedbotError as exc:
+        return report(exc)
     finally:
         daemon.app.close()

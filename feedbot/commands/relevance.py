@@ -11,9 +11,9 @@ from typing import Any, TextIO
 
 from feedbot.app import App
 from feedbot.clock import isoformat
-from feedbot.commands import out, out_json, table
+from feedbot.commands import out, out_json, report, table
 from feedbot.config import Config
-from feedbot.errors import ConfigError, FeedbotError, InputError
+from feedbot.errors import FeedbotError, InputError
 from feedbot.models import Origin, StoredArticle
 from feedbot.relevance.explain import (
     JsonlItem,
@@ -104,13 +104,8 @@ def cmd_explain(config: Config, args: argparse.Namespace) -> int:
         else:
             out(render(expl))
         return 0
-    except ConfigError as exc:
-        for problem in exc.problems:
-            sys.stderr.write(f"feedbot: config: {problem}\n")
-        return 2
     except FeedbotError as exc:
-        sys.stderr.write(f"feedbot: {exc}\n")
-        return 1
+        return report(exc)
 
 
 def _document(args: argparse.Namespace) -> MatchInput:

@@ -1,11 +1,12 @@
 """Daemon benchmark: the idle cost of ``feedbot run`` and its end-to-end alert latency.
 
     .venv/bin/python bench/daemon.py [--feeds 1000] [--hosts 253] [--minutes 10]
-        [--sample-seconds 10] [--runs 10] [--interval 5s] [--profile-seconds 0]
+        [--sample-seconds 10] [--profile-seconds 0] [--entry-minutes 10]
+        [--runs 10] [--interval 5s] [--fast-ticks 0.2s]
         [--skip-idle] [--skip-latency] [--workdir DIR]
 
-Both parts run ``python -m feedbot.cli --config X run`` as a child process against a loopback
-world (bench/daemon_server.py, its own process): small upstream feeds spread over
+Both parts run ``python -m feedbot.cli --config X run`` as a child process (bench/daemon_procs.py)
+against a loopback world (bench/daemon_server.py, its own process): small upstream feeds over
 127.0.0.2 .. 127.0.0.(hosts+1), a control endpoint that adds an item, and a webhook receiver.
 
 - **Idle**: ``--feeds`` upstreams with production interval settings (nothing set under
@@ -14,45 +15,43 @@ world (bench/daemon_server.py, its own process): small upstream feeds spread ove
   After the warm-up (every feed answered 200 once; from then on they answer 304) the daemon's
   CPU time (utime + stime of /proc/PID/stat) and RSS (VmRSS) are sampled every
   ``--sample-seconds`` for ``--minutes``. ``--profile-seconds N`` then records N seconds of
-  the idle daemon with py-spy and prints where its CPU goes.
+  the idle daemon with py-spy and prints where its CPU goes. ``--entry-minutes 2880`` makes
+  the feeds adapt to the 24 h maximum, so the window measures the ticks alone.
 - **Latency**: a few feeds polled at ``poll.min_interval = interval = --interval``; ``--runs``
   times, after a random pause an item naming Alibaba is added to one feed, and the time until
   the receiver gets its webhook message is measured, with its processing part (from the
-  upstream request that served the item to the webhook POST).
+  upstream request that served the item to the webhook POST); once with the default ticks,
+  once with ``--fast-ticks`` (poll and deliver ticks), which shows the work without the waits.
 """
 
 from __future__ import annotations
 
 import argparse
-import ctypes
-import json
-import os
+import functools
 import random
-import selectors
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from daemon_procs import (
+    Sample,
+    feedbot_run,
+    read_sample,
+    wait_until,
+    world_server,
+    write_config,
+)
+
 from feedbot.config import DaemonConfig, parse_duration
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 CPU_TARGET_PERCENT = 1.0
 FLAT_MIB = 1.0  # a fitted rise over the window below this is "flat"
-SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # noqa: S105 (a made-up signing key)
-_CLK_TCK = os.sysconf("SC_CLK_TCK")
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 # where an idle sample's CPU goes, by the first of these found in its stack (outermost first)
 _STAGES = (
     ("poll: fetch (304)", "Fetcher."),
@@ -66,157 +65,6 @@ _STAGES = (
     ("web server", "waitress/"),
     ("main loop", "Daemon.run"),
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Sample:
-    at: float  # monotonic seconds
-    cpu: float  # utime + stime, seconds
-    rss_kib: int
-
-
-@dataclass(frozen=True, slots=True)
-class World:
-    port: int
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.2:{self.port}{path}"
-
-    def feed_url(self, index: int, hosts: int) -> str:
-        return f"http://127.0.0.{2 + index % hosts}:{self.port}/feeds/{index}.xml"
-
-    def stats(self) -> dict[str, Any]:
-        with _NO_PROXY.open(self.url("/stats"), timeout=10) as resp:
-            data: dict[str, Any] = json.load(resp)
-        return data
-
-    def add_item(self, feed: int) -> str:
-        req = urllib.request.Request(self.url(f"/control/add?feed={feed}"), data=b"", method="POST")
-        with _NO_PROXY.open(req, timeout=10) as resp:
-            return str(json.load(resp)["title"])
-
-
-def read_sample(pid: int) -> Sample:
-    """CPU seconds (all threads) and resident memory of *pid*, from /proc."""
-    at = time.monotonic()
-    stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
-    fields = stat.rpartition(")")[2].split()  # fields 3.. of proc(5); utime is 14, stime 15
-    cpu = (int(fields[11]) + int(fields[12])) / _CLK_TCK
-    rss = 0
-    for line in Path(f"/proc/{pid}/status").read_text(encoding="ascii").splitlines():
-        if line.startswith("VmRSS:"):
-            rss = int(line.split()[1])
-    return Sample(at, cpu, rss)
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: SIGTERM when the benchmark dies, however it dies."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-@contextmanager
-def world_server(workdir: Path, *args: str) -> Iterator[World]:
-    """Start bench/daemon_server.py; closing its stdin (also on errors) stops it."""
-    cmd = [sys.executable, str(HERE / "daemon_server.py"), *args]
-    with (workdir / "server.log").open("wb") as err:
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=err,
-            preexec_fn=_die_with_parent,
-        )
-    assert proc.stdin is not None
-    assert proc.stdout is not None
-    try:
-        with selectors.DefaultSelector() as sel:
-            sel.register(proc.stdout, selectors.EVENT_READ)
-            if not sel.select(timeout=60):
-                raise RuntimeError(f"the world server did not start; see {workdir}/server.log")
-        line = proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the world server exited; see {workdir}/server.log")
-        yield World(int(json.loads(line)["port"]))
-    finally:
-        proc.stdin.close()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.terminate()
-            proc.wait(timeout=10)
-        proc.stdout.close()
-
-
-@contextmanager
-def feedbot_run(config: Path, workdir: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """``feedbot run`` as a child; SIGTERM (then SIGKILL) on the way out."""
-    cmd = [sys.executable, "-m", "feedbot.cli", "--config", str(config), "run"]
-    with (workdir / "daemon.log").open("ab") as log:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=workdir,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            preexec_fn=_die_with_parent,
-        )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def write_config(
-    path: Path,
-    world: World,
-    feeds: int,
-    hosts: int,
-    *,
-    poll: str = "",
-    interval: str | None = None,
-    extra: str = "",
-) -> None:
-    """A config with one [[upstream]] per feed, a generic webhook and one published feed."""
-    lines = [
-        f'database_url = "sqlite:///{path.parent}/state/feedbot.sqlite3"',
-        f'state_dir = "{path.parent}/state"',
-        f'feeds_dir = "{path.parent}/feeds"',
-        f"[server]\nport = {free_port()}",
-        '[[publish]]\nname = "alibaba"\ntitle = "Alibaba"\ntopics = ["alibaba"]',
-        f"[poll]\n{poll}",
-        f'[[webhook]]\nname = "bench"\nkind = "generic"\nurl = "{world.url("/hook")}"',
-        f'secret = "{SECRET}"\ntopics = ["alibaba"]',
-        extra,
-    ]
-    for i in range(feeds):
-        lines.append(f'[[upstream]]\nname = "feed-{i}"\nurl = "{world.feed_url(i, hosts)}"')
-        if interval is not None:
-            lines.append(f'interval = "{interval}"')
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def wait_until(check: Any, timeout: float, what: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"feedbot run exited with {proc.returncode} waiting for {what}")
-        if check():
-            return
-        time.sleep(1.0)
-    raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def _mib(kib: float) -> float:
@@ -236,10 +84,13 @@ def idle(args: argparse.Namespace, workdir: Path) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     server_args = ["--feeds", str(args.feeds), "--hosts", str(args.hosts)]
     poll = ""
+    step = 10.0  # minutes between entries: an adaptive interval of 5 minutes
     if args.idle_min_interval:  # smoke runs only; the figures are for the production default
-        minimum = parse_duration(args.idle_min_interval).total_seconds()
-        server_args += ["--step-minutes", str(2 * minimum / 60)]
+        step = 2 * parse_duration(args.idle_min_interval).total_seconds() / 60
         poll = f'min_interval = "{args.idle_min_interval}"'
+    if args.entry_minutes:  # e.g. 2880: feeds adapt to max_interval, the window is ticks only
+        step = args.entry_minutes
+    server_args += ["--step-minutes", str(step)]
     with world_server(workdir, *server_args) as world:
         config = workdir / "config.toml"
         write_config(config, world, args.feeds, args.hosts, poll=poll)
@@ -309,6 +160,12 @@ def print_idle(
             f"settings: SMOKE RUN with min_interval {args.idle_min_interval} (entries twice "
             "that apart); otherwise defaults"
         )
+    elif args.entry_minutes:
+        print(
+            "settings: defaults ([poll] and [daemon] unset), but entries "
+            f"{args.entry_minutes:g} min apart: adaptive interval min({args.entry_minutes / 2:g} "
+            "min, max_interval 24h), so the window holds (almost) no polls: the ticks alone,"
+        )
     else:
         print(
             "settings: defaults ([poll] and [daemon] unset): min_interval 5m, adaptive "
@@ -343,7 +200,7 @@ def print_idle(
         ),
         (
             "polls per feed",
-            f"{per_feed:.2f}  (one per {window / max(per_feed, 1e-9) / 60:.1f} min)",
+            f"{per_feed:.2f}  (one per {window / per_feed / 60:.1f} min)" if polls else "0",
         ),
         ("CPU ms per poll", f"{1000 * cpu / polls:.1f}" if polls else "-"),
         ("daemon exit status", str(code)),
@@ -398,8 +255,8 @@ def summarise_profile(path: Path, seconds: float) -> str:
             by_cum[f] += count
     lines = [
         "",
-        f"py-spy, {seconds:.0f} s at 100 Hz, non-idle samples: {total} "
-        f"({total / seconds:.1f} per second, i.e. ~{total / seconds:.1f} % of a core)",
+        f"py-spy record, {seconds:.0f} s at 100 Hz: {total} samples of threads it judged "
+        "active (an upper bound: some blocking waits count; the /proc figures are exact)",
     ]
     lines.append("by stage: " + ", ".join(f"{k} {v}" for k, v in by_tick.most_common()))
     lines.append("top self:")
@@ -440,30 +297,26 @@ def latency(args: argparse.Namespace, workdir: Path, label: str, ticks: str | No
         write_config(config, world, feeds, 1, poll=poll, interval=args.interval, extra=extra)
         with feedbot_run(config, workdir) as proc:
             first = 3 * feeds
-            wait_until(lambda: _polls(world) >= first, 120, "the first polls", proc)
-            polls_before, started = _polls(world), time.monotonic()
+            wait_until(lambda: world.polls() >= first, 120, "the first polls", proc)
+            polls_before, started = world.polls(), time.monotonic()
             titles = []
             for run in range(args.runs):
                 time.sleep(rng.uniform(0, 2 * interval))
                 title = world.add_item(rng.randrange(feeds))
                 titles.append(title)
                 wait_until(
-                    lambda t=title: world.stats()["items"][t]["hooked"] is not None,
+                    functools.partial(world.hooked, title),
                     60 + 3 * interval,
                     f"the webhook message of run {run + 1}",
                     proc,
                 )
             stats = world.stats()
-            polls = _polls(world) - polls_before
+            polls = world.polls() - polls_before
             elapsed = time.monotonic() - started
     print(f"latency ({label}): {args.runs} runs done", flush=True)
     items = tuple(stats["items"][t] for t in titles)
     period = elapsed * feeds / polls if polls else float("nan")
     return LatencyRun(label, poll_tick, deliver_tick, items, period, int(stats["hooks"]))
-
-
-def _polls(world: World) -> int:
-    return sum(int(v) for v in world.stats()["counts"].values())
 
 
 def print_latency(args: argparse.Namespace, runs: list[LatencyRun]) -> None:
@@ -514,6 +367,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--settle", type=float, default=15.0, help="seconds after warm-up")
     parser.add_argument("--profile-seconds", type=float, default=0.0)
     parser.add_argument("--idle-min-interval", help="smoke runs only (default: production 5m)")
+    parser.add_argument(
+        "--entry-minutes",
+        type=float,
+        help="feed entries this far apart (default 10: polls every 5m)",
+    )
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--interval", default="5s")
     parser.add_argument("--latency-feeds", type=int, default=3)

@@ -246,6 +246,8 @@ class Daemon:
                 metrics.record_poll(r)
             if result.results:
                 metrics.record_cycle(len(result.results), result.seconds)
+            if any(r.announced for r in result.results) and not self.stop.is_set():
+                self.scheduler.modify_job("deliver", next_run_time=datetime.now(UTC))  # now
 
     def deliver_tick(self) -> None:
         self._beat()

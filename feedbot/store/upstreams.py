@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, insert, or_, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Row
 
 from feedbot.config import UpstreamConfig
@@ -213,6 +213,14 @@ def get_by_id(conn: Connection, upstream_id: int) -> StoredUpstream | None:
 
 def list_all(conn: Connection) -> list[StoredUpstream]:
     return [_row(r) for r in conn.execute(select(upstreams).order_by(upstreams.c.name)).all()]
+
+
+def next_due(conn: Connection) -> datetime | None:
+    """The earliest next check of an enabled upstream (through the (enabled, next_check) index)."""
+    value = conn.execute(
+        select(func.min(upstreams.c.next_check)).where(upstreams.c.enabled.is_(True))
+    ).scalar_one_or_none()
+    return value if isinstance(value, datetime) else None
 
 
 def claim_due(

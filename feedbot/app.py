@@ -91,7 +91,7 @@ class App:
             deadline=p.deadline.total_seconds(),
             max_bytes=p.max_bytes,
         )
-        return Fetcher(limits, pool_size=max(32, p.workers * 2))
+        return Fetcher(limits, pool_size=p.per_host, hosts=max(256, p.workers * 16))
 
     @cached_property
     def poller(self) -> Poller:

@@ -1,9 +1,10 @@
 """Poll one upstream end to end: fetch → parse → relevance → dedup → store (+ outbox).
 
 Fetching, parsing and analysis (topics, story keys; see ``ingest.py``) happen outside any
-transaction; everything the poll decided is then written in one transaction, fenced by the upstream's lease: the feed's new state, its
-entries, new or updated articles with their topics and story keys, other reports of known
-stories, and the outbox rows of the webhooks that want the new articles.
+transaction; everything the poll decided is then written in one transaction, fenced by the
+upstream's lease: the feed's new state, its entries, new or updated articles with their
+topics and story keys, other reports of known stories, and the outbox rows of the webhooks
+that want the new articles.
 """
 
 from __future__ import annotations

@@ -34,11 +34,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime, parsedate_to_datetime
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler
 from xml.sax.saxutils import escape
 
-from poll_server import bind_all
+from poll_server import bind_all, not_modified
 
 _FEED_PATH = re.compile(r"^/feeds/(\d+)\.xml$")
 _FEED_QUERY = re.compile(r"(?:^|&)feed=(\d+)(?:&|$)")
@@ -169,20 +169,6 @@ def _item(title: str, text: str, link: str, date: datetime) -> str:
     )
 
 
-def _not_modified(headers: object, tag: str, last_modified: datetime) -> bool:
-    get = headers.get  # type: ignore[attr-defined]
-    match = get("If-None-Match")
-    if match is not None:
-        return tag in [t.strip() for t in match.split(",")] or match.strip() == "*"
-    since = get("If-Modified-Since")
-    if since:
-        try:
-            return bool(parsedate_to_datetime(since) >= last_modified)
-        except (TypeError, ValueError):
-            return False
-    return False
-
-
 def make_handler(world: World) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -207,7 +193,7 @@ def make_handler(world: World) -> type[BaseHTTPRequestHandler]:
                 tag, modified = world.etag(index), world.last_modified(index)
                 body, titles = world.document(index)
             headers = {"ETag": tag, "Last-Modified": format_datetime(modified, usegmt=True)}
-            if _not_modified(self.headers, tag, modified):
+            if not_modified(self.headers, tag, modified):
                 world.count(304, index)
                 self._send(304, b"", None, headers)
                 return

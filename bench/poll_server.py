@@ -240,7 +240,8 @@ class _Stats:
         return out
 
 
-def _not_modified(headers: object, tag: str) -> bool:
+def not_modified(headers: object, tag: str, last_modified: datetime = LAST_MODIFIED) -> bool:
+    """Does a conditional request (If-None-Match, else If-Modified-Since) match?"""
     get = headers.get  # type: ignore[attr-defined]
     match = get("If-None-Match")
     if match is not None:
@@ -248,7 +249,7 @@ def _not_modified(headers: object, tag: str) -> bool:
     since = get("If-Modified-Since")
     if since:
         try:
-            return bool(parsedate_to_datetime(since) >= LAST_MODIFIED)
+            return bool(parsedate_to_datetime(since) >= last_modified)
         except (TypeError, ValueError):
             return False
     return False
@@ -278,7 +279,7 @@ def make_handler(feeds: int, latency: float, stats: _Stats) -> type[BaseHTTPRequ
             entries = min(int(asked.group(1)), 1000) if asked else ENTRIES
             time.sleep(latency)
             headers = {"ETag": etag(index, entries), "Last-Modified": last_modified}
-            if _not_modified(self.headers, headers["ETag"]):
+            if not_modified(self.headers, headers["ETag"]):
                 self._send(304, b"", None, headers)
                 return
             body = make_feed(index, entries)

@@ -26,7 +26,6 @@ import random
 import statistics
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
@@ -36,7 +35,8 @@ from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, create_engine, insert, select, text
+from scratch import scratch_postgres
+from sqlalchemy import Connection, insert, select, text
 
 from feedbot.ingest import Ingest, story_index_keys
 from feedbot.models import ArticleData
@@ -338,19 +338,8 @@ def store(kind: str, pg_url: str | None, workdir: Path, name: str) -> Iterator[D
             db.close()
         return
     assert pg_url is not None
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(pg_url)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    sep = "&" if "?" in pg_url else "?"
-    db = Database(f"{pg_url}{sep}options=-csearch_path%3D{schema}")
-    try:
+    with scratch_postgres(pg_url) as db:
         yield db
-    finally:
-        db.close()
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
 
 
 def sqlite_plan(db: Database) -> str:

@@ -38,7 +38,7 @@ from typing import Any
 from scratch import scratch_postgres
 from sqlalchemy import Connection, insert, select, text
 
-from feedbot.ingest import Ingest, story_index_keys
+from feedbot.ingest import Ingest
 from feedbot.models import ArticleData
 from feedbot.relevance.dedup import Candidate, StoryKeys, decide, story_keys
 from feedbot.relevance.topics import Matcher, MatchInput
@@ -47,6 +47,7 @@ from feedbot.store import entries as store_entries
 from feedbot.store.db import Database
 from feedbot.store.schema import articles
 from feedbot.store.schema import story_keys as story_keys_table
+from feedbot.stories import story_index_keys
 
 LABELLED = Path(__file__).resolve().parent.parent / "tests/data/relevance/labelled.jsonl"
 MATCH_TARGET = 20_000
@@ -259,7 +260,7 @@ def _rows(conn: Connection, found: Collection[str]) -> list[Row]:
 def pipeline_lookup(conn: Connection, keys: StoryKeys, when: datetime) -> list[Candidate]:
     """The pipeline's own candidate step (``Ingest._candidates``): exact keys at any date,
     SimHash bands within the dedup window, full keys rebuilt only for close hashes."""
-    return _INGEST._candidates(conn, keys, when)
+    return _INGEST.stories.candidates(conn, keys, when)
 
 
 def unwindowed_lookup(conn: Connection, keys: StoryKeys, when: datetime) -> list[Candidate]:

@@ -11,6 +11,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from html import escape
 from urllib.parse import urljoin, urlsplit
 
@@ -26,11 +27,17 @@ _LOOKS_LIKE_MARKUP = re.compile(r"<[A-Za-z/!]|&(?:#\d+|#[xX][0-9A-Fa-f]+|[A-Za-z
 
 @dataclass(frozen=True, slots=True)
 class EntryData:
-    """One upstream entry: text is clean, HTML sanitised, URLs absolute, dates aware UTC.
+    """One upstream entry: text is clean, URLs absolute, dates aware UTC.
 
     ``key`` identifies the entry within its feed: the id/guid as given, else the link, else
     ``sha256:`` of the title and summary. ``published`` and ``updated`` each fall back to the
     other when the feed gives only one.
+
+    ``text`` is the plain text of the content (repaired), what topics and story keys read.
+    ``html`` is the content's HTML as the feed gave it (text/plain content escaped): it is
+    **not safe** to republish. ``content`` is that HTML sanitised against ``base``, made on
+    first use: most entries match no topic and are never republished, and sanitising is the
+    costliest step of parsing, so only the entries that are kept pay for it.
     """
 
     key: str
@@ -38,12 +45,24 @@ class EntryData:
     link: str | None
     title: str
     summary: str
-    content: str
+    text: str
+    html: str
+    base: str
     authors: tuple[str, ...]
     categories: tuple[str, ...]
     language: str | None
     published: datetime | None
     updated: datetime | None
+
+    @property
+    def content(self) -> str:
+        """The sanitised content HTML (empty when the entry has none)."""
+        return _sanitised(self.html, self.base) if self.html else ""
+
+
+@lru_cache(maxsize=256)
+def _sanitised(html: str, base: str) -> str:
+    return sanitize_html(html, base_url=base)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,11 +138,11 @@ def build_entry(raw: RawEntry, *, base: str, language: str | None) -> EntryData:
     html = raw.content or raw.summary
     if raw.content and raw.content_type == "text/plain":
         html = escape(raw.content)
-    content = sanitize_html(html, base_url=base) if html else ""
+    text = html_to_text(html) if html else ""
     if raw.summary and raw.summary is not html:
         summary = summary_text(raw.summary)
-    else:  # the summary is the content's text: repaired once, by sanitize_html
-        summary = summary_text(content, repair=False)
+    else:  # the summary is the start of the content's text
+        summary = shorten(text)
     guid = _opt(raw.guid)
     link = absolute_link(raw.link, base)
     published = _second(raw.published) or _second(raw.updated)
@@ -133,7 +152,9 @@ def build_entry(raw: RawEntry, *, base: str, language: str | None) -> EntryData:
         link=link,
         title=title,
         summary=summary,
-        content=content,
+        text=text,
+        html=html,
+        base=base,
         authors=_unique(raw.authors),
         categories=_unique(raw.categories),
         language=_opt(raw.language) or language,
@@ -149,14 +170,18 @@ def plain_title(value: str) -> str:
     return clean_text(value)
 
 
-def summary_text(html: str, *, repair: bool = True) -> str:
+def summary_text(html: str) -> str:
     """Plain text of an HTML fragment, at most ``SUMMARY_MAX_CHARS`` long."""
     if len(html) > _SUMMARY_SOURCE_CHARS:
         html = html[:_SUMMARY_SOURCE_CHARS]
         cut = html.rfind("<")
         if cut > html.rfind(">"):
             html = html[:cut]
-    text = html_to_text(html, repair=repair)
+    return shorten(html_to_text(html))
+
+
+def shorten(text: str) -> str:
+    """*text* cut at a word boundary to at most ``SUMMARY_MAX_CHARS``, with an ellipsis."""
     if len(text) <= SUMMARY_MAX_CHARS:
         return text
     cut = text.rfind(" ", 0, SUMMARY_MAX_CHARS)

@@ -203,8 +203,9 @@ def field_text(doc: MatchInput, field: str) -> str:
         raw = doc.link or ""
     else:
         raw = getattr(doc, field)
-        if raw and (field == "content" or _MARKUP.search(raw)):
-            # entries and articles hold repaired text already: strip markup, repair nothing
+        if raw and _MARKUP.search(raw):
+            # HTML (an article's content), or text holding markup: strip it, repair nothing
+            # (entries and articles hold repaired text already)
             raw = html_to_text(raw, repair=False)
     return fold(raw)
 

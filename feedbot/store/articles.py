@@ -87,17 +87,41 @@ def upsert_articles(
     return counts
 
 
-def _upsert(
+def insert_articles(
     conn: Connection,
-    article: ArticleData,
+    items: Sequence[tuple[ArticleData, Sequence[str], Sequence[str]]],
     now: datetime,
-    row: Any,
-    topics: Sequence[str],
-    terms: Sequence[str],
-    upstream_id: int | None,
-) -> Change:
-    digest = content_hash(article)
-    values: dict[str, Any] = {
+    *,
+    upstream_id: int | None = None,
+) -> None:
+    """Insert new ``(article, topics, terms)`` in two executemany statements (articles,
+    then topics); an id that is stored already goes through ``upsert_article`` instead."""
+    ids = [a.id for a, _, _ in items]
+    present: set[str] = set()
+    for i in range(0, len(ids), 500):
+        query = select(articles.c.id).where(articles.c.id.in_(ids[i : i + 500]))
+        present.update(conn.execute(query).scalars())
+    rows: list[dict[str, Any]] = []
+    topic_rows: list[dict[str, Any]] = []
+    for article, topics, terms in items:
+        if article.id in present:
+            upsert_article(conn, article, now, topics=topics, terms=terms, upstream_id=upstream_id)
+            continue
+        present.add(article.id)
+        values = _values(article, topics, terms)
+        values.update(
+            id=article.id, updated=article.updated, created_at=now, upstream_id=upstream_id
+        )
+        rows.append(values)
+        topic_rows += _topic_rows(article.id, values["topics"], article.updated)
+    if rows:
+        conn.execute(insert(articles), rows)
+    if topic_rows:
+        conn.execute(insert(article_topics), topic_rows)
+
+
+def _values(article: ArticleData, topics: Sequence[str], terms: Sequence[str]) -> dict[str, Any]:
+    return {
         "title": article.title,
         "summary": article.summary,
         "content": article.content,
@@ -109,10 +133,23 @@ def _upsert(
         "origin_title": article.origin.title if article.origin else None,
         "origin_url": article.origin.url if article.origin else None,
         "origin_link": article.origin.link if article.origin else None,
-        "content_hash": digest,
+        "content_hash": content_hash(article),
         "topics": sorted(set(topics)),
         "matched_terms": sorted(set(terms)),
     }
+
+
+def _upsert(
+    conn: Connection,
+    article: ArticleData,
+    now: datetime,
+    row: Any,
+    topics: Sequence[str],
+    terms: Sequence[str],
+    upstream_id: int | None,
+) -> Change:
+    values = _values(article, topics, terms)
+    digest = values["content_hash"]
     if row is None:
         values.update(
             id=article.id, updated=article.updated, created_at=now, upstream_id=upstream_id
@@ -135,9 +172,13 @@ def _upsert(
 def _insert_topics(
     conn: Connection, article_id: str, topics: Iterable[str], updated: datetime
 ) -> None:
-    rows = [{"topic": t, "article_id": article_id, "updated": updated} for t in topics]
+    rows = _topic_rows(article_id, topics, updated)
     if rows:
         conn.execute(insert(article_topics), rows)
+
+
+def _topic_rows(article_id: str, topics: Iterable[str], updated: datetime) -> list[dict[str, Any]]:
+    return [{"topic": t, "article_id": article_id, "updated": updated} for t in topics]
 
 
 def latest_articles(

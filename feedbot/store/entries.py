@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -138,11 +138,8 @@ def rekey(conn: Connection, upstream_id: int, old_key: str, new_key: str) -> Non
 def add_story_keys(
     conn: Connection, article_id: str, keys: Iterable[str], simhash: int, published: datetime
 ) -> None:
-    signed = simhash - (1 << 64) if simhash >= (1 << 63) else simhash  # fits BIGINT
-    rows = [
-        {"key": k, "article_id": article_id, "published": published, "simhash": signed}
-        for k in set(keys)
-    ]
+    """Index one story's keys; keys it already has are skipped."""
+    rows = [{"key": k, "article_id": article_id} for k in set(keys)]
     if not rows:
         return
     present = {
@@ -154,9 +151,26 @@ def add_story_keys(
             )
         )
     }
-    rows = [r for r in rows if r["key"] not in present]
+    fresh = [r["key"] for r in rows if r["key"] not in present]
+    add_story_keys_many(conn, [(article_id, fresh, simhash, published)])
+
+
+def add_story_keys_many(
+    conn: Connection, stories: Sequence[tuple[str, Iterable[str], int, datetime]]
+) -> None:
+    """Index the keys of new stories, ``(article_id, keys, simhash, published)`` each, in
+    one executemany (the stories hold no keys yet)."""
+    rows = [
+        {"key": k, "article_id": article_id, "published": published, "simhash": _signed(simhash)}
+        for article_id, keys, simhash, published in stories
+        for k in set(keys)
+    ]
     if rows:
         conn.execute(insert(story_keys), rows)
+
+
+def _signed(simhash: int) -> int:
+    return simhash - (1 << 64) if simhash >= (1 << 63) else simhash  # fits BIGINT
 
 
 def story_candidates(
@@ -164,16 +178,17 @@ def story_candidates(
     exact: Sequence[str],
     near: Sequence[str],
     *,
-    published: datetime,
-    window: timedelta,
+    since: datetime,
+    until: datetime,
     limit: int = 200,
 ) -> dict[str, tuple[set[str], int, datetime]]:
-    """Articles sharing a key with a new item, through the ``story_keys`` indexes.
+    """Articles sharing a key with new items, through the ``story_keys`` indexes.
 
     *exact* keys (canonical URL, title) match at any date; *near* keys (SimHash bands) only
-    within ``published ± window``, the only span where a near-duplicate counts anyway, so
-    the candidate set stays small however large the store grows. Each candidate comes with
-    the keys it shares, its stored SimHash (unsigned) and its publication time.
+    when published between *since* and *until* (the items' dates ± the dedup window, the
+    only span where a near-duplicate counts anyway), so the candidate set stays small
+    however large the store grows. Each candidate comes with the keys it shares, its stored
+    SimHash (unsigned) and its publication time.
     """
     clauses: list[ColumnElement[bool]] = []
     if exact:
@@ -181,8 +196,7 @@ def story_candidates(
     if near:
         clauses.append(
             and_(
-                story_keys.c.key.in_(list(set(near))),
-                story_keys.c.published.between(published - window, published + window),
+                story_keys.c.key.in_(list(set(near))), story_keys.c.published.between(since, until)
             )
         )
     if not clauses:

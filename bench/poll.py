@@ -1,7 +1,7 @@
 """Polling benchmark: feedbot against the ``reader`` library on the same loopback upstream.
 
     .venv/bin/python bench/poll.py [--feeds 1000] [--latency-ms 50] [--workers 16]
-        [--hosts 32] [--per-host 2] [--skip-reader] [--memory-feeds 10000]
+        [--connections 64] [--hosts 32] [--per-host 2] [--skip-reader] [--memory-feeds 10000]
         [--profile-feeds 200]
 
 One upstream process (bench/poll_server.py) serves every feed, spread round-robin over
@@ -95,6 +95,7 @@ def run_child(tool: str, urls: list[str], workdir: Path, args: argparse.Namespac
     cmd = [sys.executable, str(HERE / "poll_workers.py"), tool, "--urls", str(url_file)]
     cmd += ["--workdir", str(workdir), "--workers", str(args.workers)]
     cmd += ["--per-host", str(args.per_host), "--stats-url", upstream.stats_url]
+    cmd += ["--connections", str(args.connections)]
     if profile is not None:
         cmd += ["--profile", str(profile)]
     log = workdir / "stderr.log"
@@ -254,6 +255,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--hosts", type=int, default=32, help="loopback addresses, 1..253")
     parser.add_argument("--per-host", type=int, default=2, help="feedbot's poll.per_host")
+    parser.add_argument(
+        "--connections", type=int, default=64, help="feedbot's poll.connections (its default)"
+    )
     parser.add_argument("--skip-reader", action="store_true")
     parser.add_argument("--memory-feeds", type=int, default=10_000, help="0 skips the run")
     parser.add_argument(
@@ -269,7 +273,7 @@ def main(argv: list[str] | None = None) -> None:
         served = max(args.feeds, args.memory_feeds, args.profile_feeds)
         print(f"upstream: {served} feeds over {args.hosts} loopback addresses, "
               f"{args.latency_ms:g} ms latency; {args.workers} workers; feedbot per_host "
-              f"{args.per_host}; work in {work}", flush=True)  # fmt: skip
+              f"{args.per_host}, connections {args.connections}; work in {work}", flush=True)  # fmt: skip
         with upstream_server(served, args.hosts, args.latency_ms, work / "server.log") as up:
             runs: list[tuple[str, ChildRun]] = []
             reader = None

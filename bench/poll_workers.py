@@ -114,15 +114,20 @@ def timed_phase(
 
 # ------------------------------------------------------------------------------- feedbot
 def run_feedbot(
-    urls: list[str], workdir: Path, *, workers: int, per_host: int, stats_url: str | None,
-    profile: Path | None,
+    urls: list[str], workdir: Path, *, workers: int, connections: int, per_host: int,
+    stats_url: str | None, profile: Path | None,
 ) -> Iterator[PhaseResult]:  # fmt: skip
     from feedbot.app import App
     from feedbot.config import config_from_mapping
 
     raw: dict[str, Any] = {
         "database_url": "sqlite:///state/feedbot.sqlite3",
-        "poll": {"workers": workers, "per_host": per_host, "min_interval": "5m"},
+        "poll": {
+            "workers": workers,
+            "connections": connections,
+            "per_host": per_host,
+            "min_interval": "5m",
+        },
         "upstream": [{"name": f"feed-{i}", "url": u} for i, u in enumerate(urls)],
         "topics": {"bench-retail": {"terms": ["AliExpress", "Taobao", "Tmall"]}},
     }
@@ -179,6 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--per-host", type=int, default=2, help="feedbot only")
+    parser.add_argument("--connections", type=int, default=64, help="feedbot only")
     parser.add_argument("--stats-url", help="the upstream's /stats, read between phases")
     parser.add_argument("--profile", type=Path, help="py-spy output for feedbot's first phase")
     args = parser.parse_args(argv)
@@ -189,7 +195,8 @@ def main(argv: list[str] | None = None) -> None:
     phases: Iterator[PhaseResult]
     if args.tool == "feedbot":
         phases = run_feedbot(
-            urls, args.workdir, workers=args.workers, per_host=args.per_host,
+            urls, args.workdir, workers=args.workers, connections=args.connections,
+            per_host=args.per_host,
             stats_url=args.stats_url, profile=args.profile,
         )  # fmt: skip
     else:

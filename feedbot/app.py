@@ -91,7 +91,7 @@ class App:
             deadline=p.deadline.total_seconds(),
             max_bytes=p.max_bytes,
         )
-        return Fetcher(limits, pool_size=p.per_host, hosts=max(256, p.workers * 16))
+        return Fetcher(limits, pool_size=p.per_host, hosts=max(256, p.connections * 4))
 
     @cached_property
     def poller(self) -> Poller:
@@ -106,11 +106,12 @@ class App:
         pipeline = Pipeline(
             self.db, self.fetcher, cpu,
             webhooks=self.config.webhook, authority=self.config.authority,
-            bounds=bounds, max_failures=p.max_failures, clock=self.clock,
+            bounds=bounds, max_failures=p.max_failures, clock=self.clock, workers=p.workers,
         )  # fmt: skip
         return Poller(
-            self.db, pipeline, self.clock, workers=p.workers, per_host=p.per_host, lease=p.lease
-        )
+            self.db, pipeline, self.clock,
+            connections=p.connections, per_host=p.per_host, lease=p.lease,
+        )  # fmt: skip
 
     @cached_property
     def deliverer(self) -> Deliverer:

@@ -104,7 +104,11 @@ class PublishConfig(_Model):
 class PollConfig(_Model):
     """Politeness and limits for polling upstream feeds."""
 
+    # polls processed at once once fetched (parse, relevance, store)
     workers: int = Field(default=16, ge=1, le=256)
+    # fetches in flight at once, each host limited to per_host: waiting on the network
+    # costs a thread, not a worker
+    connections: int = Field(default=64, ge=1, le=1024)
     per_host: int = Field(default=2, ge=1, le=64)
     # parser processes for large documents; unset: one per CPU core (none on one core)
     processes: int | None = Field(default=None, ge=0, le=64)

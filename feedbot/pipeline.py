@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 
 from feedbot.clock import Clock
 from feedbot.config import WebhookConfig
 from feedbot.ingest import Counts, EntryPlan, Ingest
 from feedbot.poll.cpu import CpuStage
 from feedbot.poll.feeddata import FeedData
-from feedbot.poll.fetch import FeedFetcher, FetchOutcome, FetchRequest
+from feedbot.poll.fetch import FeedFetcher, FetchOutcome, FetchRequest, FetchResult
 from feedbot.poll.schedule import ScheduleBounds
 from feedbot.poll.state import next_state
 from feedbot.store import upstreams as store_upstreams
@@ -65,6 +67,7 @@ class Pipeline:
         bounds: ScheduleBounds,
         max_failures: int,
         clock: Clock,
+        workers: int = 16,
         rand: random.Random | None = None,
     ) -> None:
         self.db = db
@@ -75,13 +78,28 @@ class Pipeline:
         self.max_failures = max_failures
         self.clock = clock
         self.rand = rand or random.Random()
+        self.slots = threading.BoundedSemaphore(workers)  # polls processed at once
 
     def poll(self, up: StoredUpstream, owner: str) -> PollResult:
+        """Fetch (any number at once: the caller bounds them), then process the response
+        on one of ``workers`` slots."""
         started = time.perf_counter()
         now = self.clock()
         req = FetchRequest(up.url, up.etag, up.last_modified, up.body_hash, up.headers)
         res = self.fetcher.fetch(req, now)
         fetch_seconds = time.perf_counter() - started
+        with self.slots:
+            return self._process(up, owner, res, now, started, fetch_seconds)
+
+    def _process(
+        self,
+        up: StoredUpstream,
+        owner: str,
+        res: FetchResult,
+        now: datetime,
+        started: float,
+        fetch_seconds: float,
+    ) -> PollResult:
         feed: FeedData | None = None
         parse_error: str | None = None
         plans: tuple[EntryPlan, ...] = ()

@@ -43,6 +43,7 @@ BAD = [
         "upstream[0].enabled: must be true or false",
     ),
     ({"poll": {"workers": "many"}}, "poll.workers: must be an integer"),
+    ({"poll": {"connections": 0}}, "poll.connections: must be at least 1"),
     ({"server": {"port": 70000}}, "server.port: must be at most 65535"),
     ({"server": {"host": "0.0.0.0"}}, "server: binding beyond loopback requires server.token"),
     (

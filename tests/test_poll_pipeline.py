@@ -402,3 +402,61 @@ def test_rewritten_story_from_another_site_is_a_duplicate(
     first = poll(app, names=["a"])["a"]
     second = poll(app, names=["b"])["b"]
     assert (first.new, second.new, second.duplicates) == (1, 0, 1)
+
+
+def test_one_poll_with_the_same_story_twice_stores_it_once(
+    tmp_path: Path, server: LoopbackServer
+) -> None:
+    """Stories of one poll are deduplicated against each other as well as the store."""
+    from tests.test_dedup import REWRITE_A, REWRITE_B
+
+    feed: dict[str, list[Item]] = {"items": []}
+    server.route("/f", lambda r: Response(200, rss(feed["items"], title="F")))
+    app = make_app(tmp_path, {"upstream": [upstream("f", server.url("/f"))]}, FakeClock())
+    poll(app)
+    url = "https://one.example/2026/03/alibaba-qwen-prices"
+    feed["items"] = [
+        Item("Alibaba Cloud cuts Qwen prices", url + "?utm_source=rss", summary="Alibaba cut prices."),
+        Item("Alibaba Cloud cuts Qwen prices (updated)", url, summary="Alibaba cut prices again."),
+        Item(REWRITE_A[0] + " (Alibaba)", "https://one.example/x", summary=REWRITE_A[1]),
+        Item(REWRITE_B[0] + " (Alibaba)", "https://two.example/y", summary=REWRITE_B[1]),
+        Item("Tencent opens a data centre in Paris", "https://one.example/t", summary="Tencent."),
+    ]
+    result = poll(app)["f"]
+    assert (result.new, result.duplicates) == (3, 2)
+    with app.db.read() as conn:
+        arts = store_articles.latest_articles(conn, 10)
+    assert len(arts) == 3
+    reports = sorted(r.link for a in arts for r in a.related)
+    assert reports == sorted(["https://two.example/y", url])
+
+
+def test_connections_bound_fetches_in_flight_not_workers(tmp_path: Path) -> None:
+    """Waiting on the network holds a connection slot, not a worker: with one worker and
+    four connections, four slow responses are awaited at once, never more."""
+    lock = threading.Lock()
+    in_flight = [0, 0]  # now, most seen
+
+    def slow(req: Request) -> Response:
+        with lock:
+            in_flight[0] += 1
+            in_flight[1] = max(in_flight[1], in_flight[0])
+        time.sleep(0.3)
+        with lock:
+            in_flight[0] -= 1
+        return Response(200, rss(news(1)))
+
+    with LoopbackServer() as server:
+        server.route("/feed", slow)
+        ups = [upstream(f"f{i}", server.url(f"/feed?{i}")) for i in range(8)]
+        app = make_app(
+            tmp_path,
+            {"poll": {"workers": 1, "connections": 4, "per_host": 8}, "upstream": ups},
+            FakeClock(),
+        )
+        started = time.monotonic()
+        results = poll(app)
+        elapsed = time.monotonic() - started
+    assert all(r.outcome == "ok" for r in results.values()) and len(results) == 8
+    assert in_flight[1] == 4
+    assert elapsed < 8 * 0.3  # not one at a time

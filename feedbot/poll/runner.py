@@ -43,7 +43,7 @@ class Poller:
     db: Database
     pipeline: Pipeline
     clock: Clock
-    workers: int = 16
+    connections: int = 64  # polls in flight at once (fetching or processed)
     per_host: int = 2
     lease: timedelta = timedelta(minutes=5)
     owner: str = field(default_factory=lambda: f"poller-{uuid.uuid4().hex[:12]}")
@@ -68,11 +68,11 @@ class Poller:
         cursor: list[int] = [0]  # highest id claimed, for cycles over all or named upstreams
         running: dict[Future[PollResult], StoredUpstream] = {}
         exhausted = False
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="poll") as pool:
+        with ThreadPoolExecutor(self.connections, thread_name_prefix="poll") as pool:
             while not self.stop.is_set():
-                if not exhausted and len(waiting) < self.workers:
+                if not exhausted and len(waiting) < self.connections:
                     batch = self._claim(
-                        self.workers * 2 - len(waiting), names, include_not_due, cursor
+                        self.connections * 2 - len(waiting), names, include_not_due, cursor
                     )
                     exhausted = not batch
                     waiting.extend(batch)
@@ -126,7 +126,7 @@ class Poller:
         busy_hosts: Counter[str],
     ) -> None:
         for _ in range(len(waiting)):
-            if len(running) >= self.workers:
+            if len(running) >= self.connections:
                 return
             up = waiting.popleft()
             host = _host(up.url)

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/poll.py [--feeds 1000] [--latency-ms 50] [--workers 16]
         [--connections 64] [--hosts 32] [--per-host 2] [--skip-reader] [--memory-feeds 10000]
-        [--profile-feeds 200]
+        [--profile-feeds 200] [--profile-phase first|304]
 
 One upstream process (bench/poll_server.py) serves every feed, spread round-robin over
 127.0.0.2 .. 127.0.0.(hosts+1), for the whole run. Each tool then runs in its own child
@@ -97,7 +97,7 @@ def run_child(tool: str, urls: list[str], workdir: Path, args: argparse.Namespac
     cmd += ["--per-host", str(args.per_host), "--stats-url", upstream.stats_url]
     cmd += ["--connections", str(args.connections)]
     if profile is not None:
-        cmd += ["--profile", str(profile)]
+        cmd += ["--profile", str(profile), "--profile-phase", args.profile_phase]
     log = workdir / "stderr.log"
     with log.open("wb") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err)
@@ -217,7 +217,7 @@ def _function(frame: str) -> str:
     return f"{m['func']} ({m['path']})" if m else frame
 
 
-def print_profile(path: Path, rate: int = 200, top: int = 15) -> None:
+def print_profile(path: Path, phase: str, rate: int = 200, top: int = 15) -> None:
     """Summarise py-spy's collapsed stacks: samples per stage, top self and cumulative."""
     stages: Counter[str] = Counter()
     self_time: Counter[str] = Counter()
@@ -237,7 +237,7 @@ def print_profile(path: Path, rate: int = 200, top: int = 15) -> None:
     if not total:
         print("profile: no samples")
         return
-    print(f"profile of feedbot's first poll: {total} samples of the GIL holder at {rate} Hz "
+    print(f"profile of feedbot's {phase} poll: {total} samples of the GIL holder at {rate} Hz "
           f"(~{total / rate:.1f} s of GIL time)")  # fmt: skip
     print(f"{'stage':<24} {'share':>6} {'thread-s':>9}")
     for stage, n in stages.most_common():
@@ -265,6 +265,7 @@ def main(argv: list[str] | None = None) -> None:
         f"(both sizes); {ENTRIES} reuses the main run as the small one"
     )  # fmt: skip
     parser.add_argument("--profile-feeds", type=int, default=0, help="0 skips profiling")
+    parser.add_argument("--profile-phase", choices=("first", "304"), default="first")
     parser.add_argument("--workdir", type=Path, help="kept afterwards (default: a temp dir)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="feedbot-bench-") as tmp:
@@ -303,7 +304,7 @@ def main(argv: list[str] | None = None) -> None:
         print_targets(feedbot, reader, (small, memory) if memory else None, args)
         if profile is not None:
             print()
-            print_profile(profile)
+            print_profile(profile, args.profile_phase)
 
 
 if __name__ == "__main__":

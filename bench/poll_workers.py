@@ -7,7 +7,7 @@ Run by ``bench/poll.py``, one child process per tool::
 
 Phase "first" polls every feed of a fresh database; phase "304" polls them all again,
 when the upstream answers every conditional request with 304. Each phase prints one JSON
-line (see ``PhaseResult``). With ``--profile FILE`` py-spy samples the first phase (the
+line (see ``PhaseResult``). With ``--profile FILE`` py-spy samples one phase (``--profile-phase``, the
 thread holding the GIL, as collapsed stacks) into FILE.
 """
 
@@ -115,7 +115,7 @@ def timed_phase(
 # ------------------------------------------------------------------------------- feedbot
 def run_feedbot(
     urls: list[str], workdir: Path, *, workers: int, connections: int, per_host: int,
-    stats_url: str | None, profile: Path | None,
+    stats_url: str | None, profile: Path | None, profile_phase: str = "first",
 ) -> Iterator[PhaseResult]:  # fmt: skip
     from feedbot.app import App
     from feedbot.config import config_from_mapping
@@ -141,9 +141,9 @@ def run_feedbot(
             stored = sum(r.new + r.irrelevant + r.duplicates for r in result.results)
             return stored, result.by_outcome
 
-        with _profiled(profile):
-            yield timed_phase("feedbot", "first", len(urls), stats_url, cycle)
-        yield timed_phase("feedbot", "304", len(urls), stats_url, cycle)
+        for phase in PHASES:
+            with _profiled(profile if phase == profile_phase else None):
+                yield timed_phase("feedbot", phase, len(urls), stats_url, cycle)
     finally:
         app.close()
 
@@ -186,7 +186,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--per-host", type=int, default=2, help="feedbot only")
     parser.add_argument("--connections", type=int, default=64, help="feedbot only")
     parser.add_argument("--stats-url", help="the upstream's /stats, read between phases")
-    parser.add_argument("--profile", type=Path, help="py-spy output for feedbot's first phase")
+    parser.add_argument("--profile", type=Path, help="py-spy output for one feedbot phase")
+    parser.add_argument("--profile-phase", choices=PHASES, default="first")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("reader").setLevel(logging.ERROR)  # one bozo warning per feed otherwise
@@ -197,7 +198,7 @@ def main(argv: list[str] | None = None) -> None:
         phases = run_feedbot(
             urls, args.workdir, workers=args.workers, connections=args.connections,
             per_host=args.per_host,
-            stats_url=args.stats_url, profile=args.profile,
+            stats_url=args.stats_url, profile=args.profile, profile_phase=args.profile_phase,
         )  # fmt: skip
     else:
         phases = run_reader(urls, args.workdir, workers=args.workers, stats_url=args.stats_url)

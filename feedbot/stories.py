@@ -11,6 +11,9 @@ in the process that holds the write lock.
 from __future__ import annotations
 
 import hashlib
+import json
+import struct
+import sys
 import threading
 from array import array
 from collections import OrderedDict
@@ -20,7 +23,6 @@ from datetime import datetime
 
 from sqlalchemy import Connection, select
 
-from feedbot.clock import as_utc
 from feedbot.models import ArticleData
 from feedbot.relevance.dedup import DEFAULT_WINDOW as DEDUP_WINDOW
 from feedbot.relevance.dedup import Candidate, StoryKeys, decide, story_keys
@@ -28,6 +30,7 @@ from feedbot.relevance.similarity import hamming
 from feedbot.store import articles as store_articles
 from feedbot.store import entries as store_entries
 from feedbot.store.dialect import lock_stories
+from feedbot.store.entries import StoryQuery
 from feedbot.store.schema import articles as articles_table
 
 # A candidate that shares only a SimHash band is compared in full only when its hash is
@@ -138,13 +141,20 @@ class StoryWriter:
             outcomes.append(Outcome(item.article_id, False, decision.reason))
             batch.append(Candidate(item.article_id, item.keys, item.published))
             fresh.append(item)
-        store_articles.insert_articles(
+        inserted = store_articles.insert_articles(
             conn, [(i.article(), i.topics, i.terms) for i in fresh], now, upstream_id=upstream_id
         )
+        new = [i for i in fresh if i.article_id in inserted]
+        store_entries.add_sketches(conn, [(i.article_id, pack_sketch(i.keys)) for i in new])
         store_entries.add_story_keys_many(
             conn,
-            [(i.article_id, story_index_keys(i.keys), i.keys.simhash, i.published) for i in fresh],
+            [(i.article_id, story_index_keys(i.keys), i.keys.simhash, i.published) for i in new],
         )
+        for i in fresh:  # an article kept from before (its entry was pruned): keys it lacks
+            if i.article_id not in inserted:
+                store_entries.add_story_keys(
+                    conn, i.article_id, story_index_keys(i.keys), i.keys.simhash, i.published
+                )
         for i in fresh:
             self.sketches.put(i.article_id, i.keys)
         return outcomes
@@ -152,36 +162,35 @@ class StoryWriter:
     def candidates_many(
         self, conn: Connection, wanted: Sequence[tuple[StoryKeys, datetime]]
     ) -> list[list[Candidate]]:
-        """Stored stories worth comparing with each item, from one indexed query: any
-        exact-key match, and band matches (within the window) whose SimHash is within
-        ``NEAR_HAMMING``; only those have their keys rebuilt or read from the cache."""
-        exact = [exact_keys(keys) for keys, _ in wanted]
+        """Stored stories worth comparing with each item: any exact-key match, and band
+        matches within the window whose SimHash is within ``NEAR_HAMMING`` (filtered in the
+        database); only those have their keys read from the cache or rebuilt."""
         found = store_entries.story_candidates(
             conn,
-            sorted({k for ks in exact for k in ks}),
-            sorted({b for keys, _ in wanted for b in keys.bands}),
-            since=min(p for _, p in wanted) - DEDUP_WINDOW,
-            until=max(p for _, p in wanted) + DEDUP_WINDOW,
-            limit=CANDIDATES_PER_ITEM * len(wanted),
+            [
+                StoryQuery(tuple(exact_keys(keys)), keys.bands, keys.simhash, published)
+                for keys, published in wanted
+            ],
+            window=DEDUP_WINDOW,
+            near_bits=NEAR_HAMMING,
+            limit=CANDIDATES_PER_ITEM,
         )
-        chosen: list[list[str]] = []
-        for (keys, published), own in zip(wanted, exact, strict=True):
-            bands = set(keys.bands)
-            chosen.append([
-                article_id
-                for article_id, (shared, simhash, at) in found.items()
-                if not shared.isdisjoint(own)
-                or (not shared.isdisjoint(bands) and abs(as_utc(at) - published) <= DEDUP_WINDOW
-                    and hamming(keys.simhash, simhash) <= NEAR_HAMMING)
-            ])  # fmt: skip
-        known = self._keys_of(conn, sorted({a for ids in chosen for a in ids}))
-        return [[Candidate(a, known[a], found[a][2]) for a in ids if a in known] for ids in chosen]
+        known = self._keys_of(conn, sorted({a for per_item in found for a in per_item}))
+        return [
+            [
+                Candidate(a, known[a], published)
+                for a, (_, published) in per_item.items()
+                if a in known
+            ]
+            for per_item in found
+        ]
 
     def candidates(self, conn: Connection, keys: StoryKeys, published: datetime) -> list[Candidate]:
         """``candidates_many`` for one item."""
         return self.candidates_many(conn, [(keys, published)])[0]
 
     def _keys_of(self, conn: Connection, article_ids: Sequence[str]) -> dict[str, StoryKeys]:
+        """Candidates' keys: from the cache, else their stored sketch, else their text."""
         out: dict[str, StoryKeys] = {}
         missing = []
         for article_id in article_ids:
@@ -190,19 +199,70 @@ class StoryWriter:
                 missing.append(article_id)
             else:
                 out[article_id] = cached
-        if missing:
+        if not missing:
+            return out
+        for article_id, packed in store_entries.get_sketches(conn, missing).items():
+            keys = unpack_sketch(packed)
+            if keys is not None:
+                out[article_id] = keys
+                self.sketches.put(article_id, keys)
+        rebuild = [a for a in missing if a not in out]  # stored before sketches existed
+        if rebuild:
             rows = conn.execute(
                 select(
                     articles_table.c.id,
                     articles_table.c.title,
                     articles_table.c.summary,
                     articles_table.c.link,
-                ).where(articles_table.c.id.in_(missing))
+                ).where(articles_table.c.id.in_(rebuild))
             ).all()
             for r in rows:
                 out[r.id] = story_keys(r.title, r.summary, r.link)
                 self.sketches.put(r.id, out[r.id])
         return out
+
+
+_SKETCH_VERSION = b"\x01"
+
+
+def pack_sketch(keys: StoryKeys) -> bytes:
+    """*keys* as bytes: a version byte, a length-prefixed JSON head (URL and title keys,
+    SimHash, bands, names, shingle count), then shingles and vocabulary as little-endian
+    32-bit ids. About a quarter of the size of the same in JSON, and fast to read."""
+    head = json.dumps(
+        [keys.url_key, keys.title_key, keys.simhash, keys.bands, sorted(keys.names),
+         len(keys.shingles)],
+        ensure_ascii=False,
+    ).encode("utf-8")  # fmt: skip
+    ids = array("I", sorted(keys.shingles))
+    ids.extend(sorted(keys.vocab))
+    if sys.byteorder == "big":
+        ids.byteswap()
+    return _SKETCH_VERSION + struct.pack("<I", len(head)) + head + ids.tobytes()
+
+
+def unpack_sketch(packed: bytes) -> StoryKeys | None:
+    """The keys ``pack_sketch`` wrote, or None for bytes it did not write."""
+    try:
+        if packed[:1] != _SKETCH_VERSION:
+            return None
+        (size,) = struct.unpack_from("<I", packed, 1)
+        url_key, title_key, simhash, bands, names, count = json.loads(packed[5 : 5 + size])
+        ids = array("I")
+        ids.frombytes(packed[5 + size :])
+    except (ValueError, struct.error, TypeError):
+        return None
+    if sys.byteorder == "big":
+        ids.byteswap()
+    return StoryKeys(
+        url_key=url_key,
+        title_key=title_key,
+        simhash=simhash,
+        bands=tuple(bands),
+        shingles=frozenset(ids[:count]),
+        names=frozenset(names),
+        vocab=frozenset(ids[count:]),
+    )
 
 
 def _shares_key(a: StoryKeys, b: StoryKeys) -> bool:

@@ -530,3 +530,18 @@ def test_churn_check_threshold_and_unknown_feed() -> None:
     assert not churn_check(entries, known).churned  # 1 of 3 < 0.5
     assert churn_check(entries, known, threshold=0.3).rekey == {"n1": "guid-1"}
     assert churn_check(entries, {}) == ChurnDecision(False, {}, "no stored entries for this feed")
+
+
+def test_sketches_round_trip_and_refuse_foreign_bytes() -> None:
+    from feedbot.stories import pack_sketch, unpack_sketch
+
+    keys = story_keys(
+        "Alibaba Cloud cuts Qwen prices by 50% in Pékin", REWRITE_A[1], "https://e.org/a?x=1"
+    )
+    assert keys.simhash >= 0
+    assert keys.bands
+    assert unpack_sketch(pack_sketch(keys)) == keys
+    chinese = story_keys("阿里巴巴发布通义千问新模型", "阿里云今天在杭州发布了新一代大模型。", None)
+    assert unpack_sketch(pack_sketch(chinese)) == chinese
+    for foreign in (b"", b"\x02abc", b"\x01\xff\xff\xff\xff{", pack_sketch(keys)[:7]):
+        assert unpack_sketch(foreign) is None

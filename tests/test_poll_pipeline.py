@@ -457,6 +457,7 @@ def test_connections_bound_fetches_in_flight_not_workers(tmp_path: Path) -> None
         started = time.monotonic()
         results = poll(app)
         elapsed = time.monotonic() - started
-    assert all(r.outcome == "ok" for r in results.values()) and len(results) == 8
+    assert all(r.outcome == "ok" for r in results.values())
+    assert len(results) == 8
     assert in_flight[1] == 4
     assert elapsed < 8 * 0.3  # not one at a time

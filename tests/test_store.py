@@ -6,7 +6,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import cast, func, inspect, literal, select
+from sqlalchemy.dialects.postgresql import BIT
 
 from feedbot.models import ArticleData, Origin
 from feedbot.store import articles as store
@@ -123,3 +124,35 @@ def test_database_url_password_is_masked() -> None:
         mask_db_url("postgresql+psycopg://bot:s3cret@db.example/feeds")
         == "postgresql+psycopg://bot:***@db.example/feeds"
     )
+
+
+def test_story_candidates_filter_bands_by_date_and_hamming_in_the_database(db: Database) -> None:
+    """Exact keys match at any date; a shared band key only within the window and when the
+    stored hash is close. Hashes with the top bit set (negative when stored) included."""
+    from feedbot.store import entries
+    from feedbot.store.dialect import hamming64
+
+    h = 0xF0F0_1234_5678_9ABC
+    flip3 = h ^ 0b1011  # 3 bits away
+    far = h ^ ((1 << 40) - 1)  # 40 bits away
+    with db.write() as conn:
+        for i in range(5):
+            store.upsert_article(conn, article(i), T0)
+        ids = [article(i).id for i in range(5)]
+        entries.add_story_keys_many(conn, [
+            (ids[0], ["b0:aa"], h, T0),  # same hash, shared band
+            (ids[1], ["b0:aa"], flip3, T0 + timedelta(hours=5)),  # near, in the window
+            (ids[2], ["b0:aa"], far, T0),  # shared band but far: filtered in SQL
+            (ids[3], ["b0:aa"], flip3, T0 + timedelta(days=30)),  # near but out of window
+            (ids[4], ["u:same-url"], far, T0 - timedelta(days=400)),  # exact, any date
+        ])  # fmt: skip
+    query = entries.StoryQuery(("u:same-url",), ("b0:aa",), h, T0)
+    with db.read() as conn:
+        (found,) = entries.story_candidates(conn, [query], window=timedelta(hours=72), near_bits=20)
+        sql_distance = conn.execute(
+            select(func.feedbot_hamming(-5, 3)) if conn.dialect.name == "sqlite"
+            else select(func.bit_count(cast(literal(-5).op("#")(3), BIT(64))))
+        ).scalar_one()  # fmt: skip
+    assert set(found) == {ids[0], ids[1], ids[4]}
+    assert found[ids[1]][0] == flip3  # unsigned again
+    assert sql_distance == hamming64(-5, 3) == 61

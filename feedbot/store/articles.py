@@ -93,9 +93,10 @@ def insert_articles(
     now: datetime,
     *,
     upstream_id: int | None = None,
-) -> None:
+) -> set[str]:
     """Insert new ``(article, topics, terms)`` in two executemany statements (articles,
-    then topics); an id that is stored already goes through ``upsert_article`` instead."""
+    then topics); an id that is stored already goes through ``upsert_article`` instead.
+    Returns the ids that were inserted."""
     ids = [a.id for a, _, _ in items]
     present: set[str] = set()
     for i in range(0, len(ids), 500):
@@ -118,6 +119,7 @@ def insert_articles(
         conn.execute(insert(articles), rows)
     if topic_rows:
         conn.execute(insert(article_topics), topic_rows)
+    return {r["id"] for r in rows}
 
 
 def _values(article: ArticleData, topics: Sequence[str], terms: Sequence[str]) -> dict[str, Any]:

@@ -5,8 +5,30 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import BigInteger, ColumnElement, Connection, Table, cast, func, literal
 from sqlalchemy.dialects import postgresql, sqlite
+
+HAMMING_FUNCTION = "feedbot_hamming"  # registered on every SQLite connection (store/db.py)
+_MASK64 = (1 << 64) - 1
+
+
+def hamming64(a: int | None, b: int | None) -> int | None:
+    """Bits that differ between two 64-bit hashes stored as signed integers."""
+    if a is None or b is None:
+        return None
+    return ((a ^ b) & _MASK64).bit_count()
+
+
+def hamming_at_most(
+    conn: Connection, column: ColumnElement[int], value: int, bits: int
+) -> ColumnElement[bool]:
+    """SQL for "the signed 64-bit hash in *column* is within *bits* of *value*": filtered
+    in the database, so rows that cannot be near-duplicates are never sent to Python."""
+    signed = value - (1 << 64) if value >= (1 << 63) else value
+    if conn.dialect.name == "postgresql":  # bit_count(bit) since PostgreSQL 14
+        xor = column.op("#")(literal(signed, BigInteger))
+        return func.bit_count(cast(xor, postgresql.BIT(64))) <= bits
+    return func.feedbot_hamming(column, signed) <= bits
 
 
 def insert_ignore(

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
     Connection,
-    and_,
     delete,
     func,
     insert,
-    or_,
+    literal,
     select,
     tuple_,
+    union_all,
     update,
 )
 
-from feedbot.store.schema import entries, story_keys, tombstones
+from feedbot.store.dialect import hamming_at_most
+from feedbot.store.schema import entries, story_keys, story_sketches, tombstones
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,48 +169,82 @@ def add_story_keys_many(
         conn.execute(insert(story_keys), rows)
 
 
+def add_sketches(conn: Connection, sketches: Sequence[tuple[str, bytes]]) -> None:
+    """Store the packed comparison keys of new stories, ``(article_id, sketch)`` each."""
+    if sketches:
+        conn.execute(insert(story_sketches), [{"article_id": a, "sketch": s} for a, s in sketches])
+
+
+def get_sketches(conn: Connection, article_ids: Sequence[str]) -> dict[str, bytes]:
+    """The packed comparison keys of stored stories (older stories may have none)."""
+    out: dict[str, bytes] = {}
+    for i in range(0, len(article_ids), 500):
+        chunk = list(article_ids[i : i + 500])
+        query = select(story_sketches).where(story_sketches.c.article_id.in_(chunk))
+        out.update((r.article_id, bytes(r.sketch)) for r in conn.execute(query))
+    return out
+
+
 def _signed(simhash: int) -> int:
     return simhash - (1 << 64) if simhash >= (1 << 63) else simhash  # fits BIGINT
 
 
+@dataclass(frozen=True, slots=True)
+class StoryQuery:
+    """What one new item looks for: stories sharing an exact key (canonical URL, title) at
+    any date, or a SimHash band key within ``published ± window`` and a hash within
+    ``near_bits`` of its own."""
+
+    exact: tuple[str, ...]
+    bands: tuple[str, ...]
+    simhash: int
+    published: datetime
+
+
 def story_candidates(
     conn: Connection,
-    exact: Sequence[str],
-    near: Sequence[str],
+    queries: Sequence[StoryQuery],
     *,
-    since: datetime,
-    until: datetime,
+    window: timedelta,
+    near_bits: int,
     limit: int = 200,
-) -> dict[str, tuple[set[str], int, datetime]]:
-    """Articles sharing a key with new items, through the ``story_keys`` indexes.
+) -> list[dict[str, tuple[int, datetime]]]:
+    """For each query, the stored stories worth comparing: ``{article_id: (simhash, published)}``
+    (simhash unsigned), through the ``story_keys`` indexes.
 
-    *exact* keys (canonical URL, title) match at any date; *near* keys (SimHash bands) only
-    when published between *since* and *until* (the items' dates ± the dedup window, the
-    only span where a near-duplicate counts anyway), so the candidate set stays small
-    however large the store grows. Each candidate comes with the keys it shares, its stored
-    SimHash (unsigned) and its publication time.
+    One query for every exact key of the batch, one for the band keys (a ``UNION ALL`` of
+    one indexed select per item). The band part is filtered by date and by Hamming distance
+    inside the database: a band key is shared by about one stored story in 256 of the
+    window, so without the filter the rows sent back grow with the store.
     """
-    clauses: list[ColumnElement[bool]] = []
-    if exact:
-        clauses.append(story_keys.c.key.in_(list(set(exact))))
+    out: list[dict[str, tuple[int, datetime]]] = [{} for _ in queries]
+    wanted: dict[str, list[int]] = {}
+    for i, q in enumerate(queries):
+        for key in q.exact:
+            wanted.setdefault(key, []).append(i)
+    cols = (story_keys.c.article_id, story_keys.c.simhash, story_keys.c.published)
+    if wanted:
+        rows = conn.execute(
+            select(*cols, story_keys.c.key)
+            .where(story_keys.c.key.in_(list(wanted)))
+            .limit(limit * len(queries))
+        ).all()
+        for r in rows:
+            for i in wanted[r.key]:
+                out[i][r.article_id] = (r.simhash % (1 << 64), r.published)
+    near = [
+        select(literal(i).label("item"), *cols).where(
+            story_keys.c.key.in_(list(q.bands)),
+            story_keys.c.published.between(q.published - window, q.published + window),
+            hamming_at_most(conn, story_keys.c.simhash, q.simhash, near_bits),
+        )
+        for i, q in enumerate(queries)
+        if q.bands
+    ]
     if near:
-        clauses.append(
-            and_(
-                story_keys.c.key.in_(list(set(near))), story_keys.c.published.between(since, until)
-            )
-        )
-    if not clauses:
-        return {}
-    rows = conn.execute(
-        select(
-            story_keys.c.article_id, story_keys.c.key, story_keys.c.simhash, story_keys.c.published
-        )
-        .where(or_(*clauses))
-        .limit(limit)
-    ).all()
-    out: dict[str, tuple[set[str], int, datetime]] = {}
-    for r in rows:
-        out.setdefault(r.article_id, (set(), r.simhash % (1 << 64), r.published))[0].add(r.key)
+        query = near[0] if len(near) == 1 else union_all(*near)
+        for r in conn.execute(query.limit(limit * len(queries))).all():
+            out[r.item].setdefault(r.article_id, (r.simhash % (1 << 64), r.published))
     return out
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -122,6 +123,17 @@ story_keys = Table(
     Column("published", UTCDateTime, nullable=False),
     Column("simhash", BigInteger, nullable=False),
     Index(None, "key", "published"),
+)
+
+# Each story's comparison keys (shingles, vocabulary, names), packed by stories.pack_sketch:
+# a candidate found through story_keys is compared without re-deriving them from its text.
+story_sketches = Table(
+    "story_sketches",
+    metadata,
+    Column(
+        "article_id", String(1024), ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("sketch", LargeBinary, nullable=False),
 )
 
 upstreams = Table(

@@ -45,6 +45,7 @@ from feedbot.relevance.topics import Matcher, MatchInput
 from feedbot.store import articles as store_articles
 from feedbot.store import entries as store_entries
 from feedbot.store.db import Database
+from feedbot.store.dialect import signed64
 from feedbot.store.schema import articles
 from feedbot.store.schema import story_keys as story_keys_table
 from feedbot.stories import story_index_keys
@@ -158,10 +159,6 @@ def match_rate(matcher: Matcher, docs: Sequence[MatchInput], seconds: float) -> 
 
 
 # ---------------------------------------------------------------------------- dedup
-def _signed(value: int) -> int:
-    return value - (1 << 64) if value >= (1 << 63) else value
-
-
 def _article_row(i: int, t: Text) -> dict[str, Any]:
     published = T0 - timedelta(minutes=5 * i)
     return {
@@ -192,7 +189,7 @@ def _index_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         k = story_keys(row["title"], row["summary"], row["link"])
         out += [
             {"key": key, "article_id": row["id"], "published": row["published"],
-             "simhash": _signed(k.simhash)}
+             "simhash": signed64(k.simhash)}
             for key in set(story_index_keys(k))
         ]  # fmt: skip
     return out

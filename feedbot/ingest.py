@@ -24,7 +24,7 @@ from sqlalchemy import Connection, select
 from feedbot.config import WebhookConfig
 from feedbot.models import ArticleData, Origin
 from feedbot.notify.routing import NEW, UPDATED, wanted_by
-from feedbot.poll.feeddata import EntryData, FeedData
+from feedbot.poll.feeddata import EntryData, FeedData, shorten
 from feedbot.relevance.dedup import (
     StoryKeys,
     churn_check,
@@ -104,7 +104,8 @@ def analyse(feed: FeedData, matcher: Matcher, upstream_topics: Sequence[str]) ->
     relevant entries only, story keys and sanitised content."""
     plans = []
     for e in unique_entries(feed.entries):
-        match = matcher.match(MatchInput(e.title, e.summary, e.text, e.categories, e.link))
+        cut = bool(e.summary) and e.summary == shorten(e.text)  # no summary of its own
+        match = matcher.match(MatchInput(e.title, e.summary, e.text, e.categories, e.link, cut))
         topics = tuple(t for t in match.topics if not upstream_topics or t in upstream_topics)
         terms = tuple(sorted({m.term for m in match.matches if m.topic in topics}))
         keys = story_keys(e.title, e.summary, e.link) if topics else None

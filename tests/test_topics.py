@@ -360,3 +360,18 @@ def test_seed_articles(matcher: Matcher, seed_path: Path) -> None:
     assert "china-tech" in last.topics
     own = {m.term for m in last.matches if m.topic == "china-tech"}
     assert {"Tencent", "Baidu"} <= own
+
+
+def test_a_summary_cut_from_the_content_is_read_once() -> None:
+    both = TopicSpec(name="both", terms=("Alibaba",), context_terms=(("Ant", ("payments",)),))
+    summary_only = TopicSpec(name="short", terms=("Alibaba",), fields=("title", "summary"))
+    matcher = Matcher([both, summary_only])
+    content = "Alibaba and Ant expand payments. " + "More text follows here. " * 200
+    summary = content[:120]
+    cut = matcher.match(MatchInput("t", summary, content, summary_in_content=True))
+    full = matcher.match(MatchInput("t", summary, content))
+    assert cut.topics == full.topics == ("both", "short")
+    both_cut = [(m.term, m.field) for m in cut.matches if m.topic == "both"]
+    assert both_cut == [("Alibaba", "content"), ("Ant", "content")]
+    assert {m.field for m in full.matches if m.topic == "both"} == {"summary", "content"}
+    assert [m.field for m in cut.matches if m.topic == "short"] == ["summary"]

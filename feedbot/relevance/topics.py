@@ -156,13 +156,19 @@ def load_default_topics() -> dict[str, TopicSpec]:
 
 @dataclass(frozen=True, slots=True)
 class MatchInput:
-    """The parts of an entry that topics look at. Summary and content may be HTML."""
+    """The parts of an entry that topics look at. Summary and content may be HTML.
+
+    ``summary_in_content`` says the summary was cut from the start of the content (feeds
+    without a separate summary): a topic that reads the content then skips the summary,
+    whose words it would only find twice.
+    """
 
     title: str = ""
     summary: str = ""
     content: str = ""
     categories: tuple[str, ...] = ()
     link: str | None = None
+    summary_in_content: bool = False
 
     @classmethod
     def from_article(cls, article: ArticleData | StoredArticle) -> MatchInput:
@@ -295,7 +301,7 @@ class Matcher:
     ) -> list[TopicMatch]:
         plain: list[TopicMatch] = []
         gated: list[tuple[TopicMatch, frozenset[str]]] = []
-        for field in topic.fields:
+        for field in _fields(topic, doc):
             text = _text(doc, field, texts)
             if not text.folded:
                 continue
@@ -324,10 +330,16 @@ class Matcher:
     @staticmethod
     def _context_words(topic: _Topic, doc: MatchInput, texts: dict[str, FoldedText]) -> set[str]:
         seen: set[str] = set()
-        for field in topic.fields:
+        for field in _fields(topic, doc):
             text = _text(doc, field, texts)
             seen.update(k for k, _, _ in topic.context.find(text, overlapping=True))
         return seen
+
+
+def _fields(topic: _Topic, doc: MatchInput) -> tuple[str, ...]:
+    if doc.summary_in_content and "content" in topic.fields and "summary" in topic.fields:
+        return tuple(f for f in topic.fields if f != "summary")
+    return topic.fields
 
 
 def _text(doc: MatchInput, field: str, cache: dict[str, FoldedText]) -> FoldedText:

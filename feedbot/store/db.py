@@ -70,7 +70,16 @@ def make_engine(url: str) -> Engine:
         db = parsed.database
         if db and db != ":memory:":
             Path(db).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+        # writes take turns on one lock, so a few connections suffice; the most recently
+        # used one is handed out first, so one page cache stays warm instead of several
+        # half-filled ones (each may hold 2 MiB)
+        engine = create_engine(
+            url,
+            connect_args={"timeout": BUSY_TIMEOUT_MS / 1000},
+            pool_size=4,
+            max_overflow=12,
+            pool_use_lifo=True,
+        )
         _sqlite_setup(engine)
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":

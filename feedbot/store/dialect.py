@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Connection, Table, cast, func, literal
+from sqlalchemy import ColumnElement, Connection, Table, cast, func
 from sqlalchemy.dialects import postgresql, sqlite
 
 HAMMING_FUNCTION = "feedbot_hamming"  # registered on every SQLite connection (store/db.py)
@@ -19,16 +19,19 @@ def hamming64(a: int | None, b: int | None) -> int | None:
     return ((a ^ b) & _MASK64).bit_count()
 
 
-def hamming_at_most(
-    conn: Connection, column: ColumnElement[int], value: int, bits: int
-) -> ColumnElement[bool]:
-    """SQL for "the signed 64-bit hash in *column* is within *bits* of *value*": filtered
-    in the database, so rows that cannot be near-duplicates are never sent to Python."""
-    signed = value - (1 << 64) if value >= (1 << 63) else value
-    if conn.dialect.name == "postgresql":  # bit_count(bit) since PostgreSQL 14
-        xor = column.op("#")(literal(signed, BigInteger))
-        return func.bit_count(cast(xor, postgresql.BIT(64))) <= bits
-    return func.feedbot_hamming(column, signed) <= bits
+def signed64(value: int) -> int:
+    """An unsigned 64-bit hash as the signed value a BIGINT column holds."""
+    return value - (1 << 64) if value >= (1 << 63) else value
+
+
+def hamming(
+    dialect: str, column: ColumnElement[int], other: ColumnElement[int]
+) -> ColumnElement[int]:
+    """SQL for the Hamming distance between two signed 64-bit hashes, so that rows which
+    cannot be near-duplicates are filtered in the database, never sent to Python."""
+    if dialect == "postgresql":  # bit_count(bit) since PostgreSQL 14
+        return func.bit_count(cast(column.op("#")(other), postgresql.BIT(64)))
+    return func.feedbot_hamming(column, other)
 
 
 def insert_ignore(

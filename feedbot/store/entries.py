@@ -5,21 +5,23 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Connection,
+    Select,
+    bindparam,
     delete,
     func,
     insert,
-    literal,
     select,
     tuple_,
-    union_all,
     update,
 )
 
-from feedbot.store.dialect import hamming_at_most
+from feedbot.store.dialect import hamming, signed64
 from feedbot.store.schema import entries, story_keys, story_sketches, tombstones
 
 
@@ -161,7 +163,7 @@ def add_story_keys_many(
     """Index the keys of new stories, ``(article_id, keys, simhash, published)`` each, in
     one executemany (the stories hold no keys yet)."""
     rows = [
-        {"key": k, "article_id": article_id, "published": published, "simhash": _signed(simhash)}
+        {"key": k, "article_id": article_id, "published": published, "simhash": signed64(simhash)}
         for article_id, keys, simhash, published in stories
         for k in set(keys)
     ]
@@ -183,10 +185,6 @@ def get_sketches(conn: Connection, article_ids: Sequence[str]) -> dict[str, byte
         query = select(story_sketches).where(story_sketches.c.article_id.in_(chunk))
         out.update((r.article_id, bytes(r.sketch)) for r in conn.execute(query))
     return out
-
-
-def _signed(simhash: int) -> int:
-    return simhash - (1 << 64) if simhash >= (1 << 63) else simhash  # fits BIGINT
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,40 +210,57 @@ def story_candidates(
     """For each query, the stored stories worth comparing: ``{article_id: (simhash, published)}``
     (simhash unsigned), through the ``story_keys`` indexes.
 
-    One query for every exact key of the batch, one for the band keys (a ``UNION ALL`` of
-    one indexed select per item). The band part is filtered by date and by Hamming distance
-    inside the database: a band key is shared by about one stored story in 256 of the
-    window, so without the filter the rows sent back grow with the store.
+    One query for every exact key of the batch, then one prepared, indexed select of band
+    keys per item, filtered by date and by Hamming distance inside the database: a band key
+    is shared by about one stored story in 256 of the window, so without the filter the
+    rows sent back would grow with the store.
     """
     out: list[dict[str, tuple[int, datetime]]] = [{} for _ in queries]
     wanted: dict[str, list[int]] = {}
     for i, q in enumerate(queries):
         for key in q.exact:
             wanted.setdefault(key, []).append(i)
-    cols = (story_keys.c.article_id, story_keys.c.simhash, story_keys.c.published)
     if wanted:
         rows = conn.execute(
-            select(*cols, story_keys.c.key)
-            .where(story_keys.c.key.in_(list(wanted)))
-            .limit(limit * len(queries))
-        ).all()
+            _EXACT, {"keys": list(wanted), "limit": limit * len(queries)}
+        ).all()  # fmt: skip
         for r in rows:
             for i in wanted[r.key]:
                 out[i][r.article_id] = (r.simhash % (1 << 64), r.published)
-    near = [
-        select(literal(i).label("item"), *cols).where(
-            story_keys.c.key.in_(list(q.bands)),
-            story_keys.c.published.between(q.published - window, q.published + window),
-            hamming_at_most(conn, story_keys.c.simhash, q.simhash, near_bits),
-        )
-        for i, q in enumerate(queries)
-        if q.bands
-    ]
-    if near:
-        query = near[0] if len(near) == 1 else union_all(*near)
-        for r in conn.execute(query.limit(limit * len(queries))).all():
-            out[r.item].setdefault(r.article_id, (r.simhash % (1 << 64), r.published))
+    near = _near_statement(conn.dialect.name)
+    for i, q in enumerate(queries):
+        if not q.bands:
+            continue
+        params = {
+            "keys": list(q.bands), "since": q.published - window, "until": q.published + window,
+            "simhash": signed64(q.simhash), "bits": near_bits, "limit": limit,
+        }  # fmt: skip
+        for n in conn.execute(near, params):
+            out[i].setdefault(n.article_id, (n.simhash % (1 << 64), n.published))
     return out
+
+
+_CANDIDATE_COLUMNS = (story_keys.c.article_id, story_keys.c.simhash, story_keys.c.published)
+_EXACT = (
+    select(*_CANDIDATE_COLUMNS, story_keys.c.key)
+    .where(story_keys.c.key.in_(bindparam("keys", expanding=True)))
+    .limit(bindparam("limit"))
+)
+
+
+@cache
+def _near_statement(dialect: str) -> Select[tuple[str, int, datetime]]:
+    """Built once per dialect, so that SQLAlchemy compiles it once."""
+    return (
+        select(*_CANDIDATE_COLUMNS)
+        .where(
+            story_keys.c.key.in_(bindparam("keys", expanding=True)),
+            story_keys.c.published.between(bindparam("since"), bindparam("until")),
+            hamming(dialect, story_keys.c.simhash, bindparam("simhash", type_=BigInteger))
+            <= bindparam("bits"),
+        )
+        .limit(bindparam("limit"))
+    )
 
 
 def is_tombstoned(conn: Connection, kind: str, keys: Sequence[str]) -> set[str]:

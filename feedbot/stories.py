@@ -59,12 +59,12 @@ def story_index_keys(keys: StoryKeys) -> list[str]:
 class SketchCache:
     """Story keys of recently stored articles, so candidates need not be rebuilt from text.
 
-    Bounded (LRU): a candidate is almost always a story stored in the last few days by this
-    very process; a miss (after a restart) rebuilds the keys from the stored text. Shingles
-    are kept as compact arrays, not sets, to hold thousands in a few megabytes.
+    Bounded (LRU): a candidate is most often a story this process stored recently; a miss
+    reads the story's stored sketch (or, for a story stored before sketches existed,
+    rebuilds its keys from its text). Shingles are kept as compact arrays, not sets.
     """
 
-    def __init__(self, size: int = 1024) -> None:
+    def __init__(self, size: int = 256) -> None:
         self.size = size
         self._items: OrderedDict[str, tuple[StoryKeys, array[int], array[int]]] = OrderedDict()
         self._lock = threading.Lock()

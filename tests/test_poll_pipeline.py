@@ -416,7 +416,9 @@ def test_one_poll_with_the_same_story_twice_stores_it_once(
     poll(app)
     url = "https://one.example/2026/03/alibaba-qwen-prices"
     feed["items"] = [
-        Item("Alibaba Cloud cuts Qwen prices", url + "?utm_source=rss", summary="Alibaba cut prices."),
+        Item(
+            "Alibaba Cloud cuts Qwen prices", url + "?utm_source=rss", summary="Alibaba cut prices."
+        ),
         Item("Alibaba Cloud cuts Qwen prices (updated)", url, summary="Alibaba cut prices again."),
         Item(REWRITE_A[0] + " (Alibaba)", "https://one.example/x", summary=REWRITE_A[1]),
         Item(REWRITE_B[0] + " (Alibaba)", "https://two.example/y", summary=REWRITE_B[1]),
@@ -461,3 +463,13 @@ def test_connections_bound_fetches_in_flight_not_workers(tmp_path: Path) -> None
     assert len(results) == 8
     assert in_flight[1] == 4
     assert elapsed < 8 * 0.3  # not one at a time
+
+
+def test_malloc_arenas_are_capped_where_glibc_runs() -> None:
+    import platform
+
+    from feedbot.app import limit_malloc_arenas
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt(M_ARENA_MAX) is a glibc setting")
+    assert limit_malloc_arenas() is True

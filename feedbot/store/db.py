@@ -29,11 +29,6 @@ from feedbot.store.dialect import HAMMING_FUNCTION, hamming64
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 30_000
-# SQLite checkpoints the WAL inside the commit that makes it outgrow this many pages, while
-# that writer holds the write lock. SQLite's default (1,000 pages) made a first poll of
-# 1,000 feeds spend ~10 s in checkpoints, copying the same hot index pages again and again;
-# at 8,192 pages (32 MiB of WAL at most) each page is copied once per many commits.
-AUTOCHECKPOINT_PAGES = 8192
 
 
 def mask_db_url(url: str) -> str:
@@ -52,7 +47,6 @@ def _sqlite_setup(engine: Engine) -> None:
         cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA journal_mode = WAL")
         cur.execute("PRAGMA synchronous = NORMAL")
-        cur.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
         cur.execute("PRAGMA foreign_keys = ON")
         cur.close()
         dbapi_conn.create_function(HAMMING_FUNCTION, 2, hamming64, deterministic=True)

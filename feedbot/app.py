@@ -92,7 +92,8 @@ class App:
             match = self.matcher.match(MatchInput.from_article(article))
             items.append((article, match.topics, match.matched_terms))
         with self.db.write() as conn:
-            counts = store_articles.upsert_articles(conn, items, now)
+            changes = store_articles.upsert_articles(conn, items, now)
+        counts = {change: changes.count(change) for change in ("added", "updated", "unchanged")}
         log.info("imported %s: %s", ", ".join(map(str, paths)), counts)
         return ImportResult(**counts)
 

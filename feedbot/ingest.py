@@ -17,7 +17,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 
 from sqlalchemy import Connection, select
 
@@ -53,12 +52,12 @@ class EntryPlan:
     terms: tuple[str, ...]
     title_key: str | None
     keys: StoryKeys | None  # story keys, for relevant entries only
-    content: str | None  # sanitised HTML, made here for relevant entries only
+    sanitised: str | None  # the entry's sanitised content, made here for relevant entries
 
     @property
-    def html(self) -> str:
+    def content(self) -> str:
         """The sanitised content: made by analysis, or now for an entry it did not keep."""
-        return self.entry.content if self.content is None else self.content
+        return self.entry.content if self.sanitised is None else self.sanitised
 
 
 @dataclass(slots=True)
@@ -245,13 +244,10 @@ class Ingest:
         as other reports of stories already stored; returns each one's article id."""
         items = []
         for _, plan, _ in relevant:
-            e, keys = plan.entry, plan.keys
-            assert keys is not None
-            article_id = f"tag:{self.authority},2026:entry/{up.id}/{key_digest(e.key)}"
-            items.append(NewItem(
-                article_id, keys, e.published or e.updated or now,
-                partial(self._article, article_id, plan, source, now), plan.topics, plan.terms,
-            ))  # fmt: skip
+            assert plan.keys is not None
+            article_id = f"tag:{self.authority},2026:entry/{up.id}/{key_digest(plan.entry.key)}"
+            article = self._article(article_id, plan, source, now)
+            items.append(NewItem(article, plan.keys, plan.topics, plan.terms))
         outcomes = self.stories.add(conn, items, now, upstream_id=up.id)
         for (_, plan, backfill), outcome in zip(relevant, outcomes, strict=True):
             e = plan.entry
@@ -288,7 +284,7 @@ class Ingest:
             id=article_id,
             title=e.title or (e.link or "untitled"),
             summary=e.summary,
-            content=plan.html,
+            content=plan.content,
             link=e.link,
             authors=e.authors,
             language=e.language,

@@ -17,7 +17,7 @@ import sys
 import threading
 from array import array
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -95,12 +95,11 @@ class SketchCache:
 
 @dataclass(frozen=True, slots=True)
 class NewItem:
-    """A relevant entry that its upstream has not delivered before."""
+    """A relevant entry that its upstream has not delivered before, as the article it
+    becomes if it is a new story."""
 
-    article_id: str  # the id it gets if it is a new story
+    article: ArticleData
     keys: StoryKeys
-    published: datetime
-    article: Callable[[], ArticleData]  # built only if it is a new story
     topics: tuple[str, ...]
     terms: tuple[str, ...]
 
@@ -128,35 +127,36 @@ class StoryWriter:
         if not items:
             return []
         lock_stories(conn)
-        stored = self.candidates_many(conn, [(i.keys, i.published) for i in items])
+        stored = self.candidates_many(conn, [(i.keys, i.article.published) for i in items])
         batch: list[Candidate] = []  # new stories of this batch, as candidates
         outcomes: list[Outcome] = []
         fresh: list[NewItem] = []
         for item, found in zip(items, stored, strict=True):
+            article = item.article
             near = [c for c in batch if _shares_key(item.keys, c.keys)]
-            decision = decide(item.keys, item.published, found + near, window=DEDUP_WINDOW)
+            decision = decide(item.keys, article.published, found + near, window=DEDUP_WINDOW)
             if decision.duplicate_of is not None:
                 outcomes.append(Outcome(decision.duplicate_of, True, decision.reason))
                 continue
-            outcomes.append(Outcome(item.article_id, False, decision.reason))
-            batch.append(Candidate(item.article_id, item.keys, item.published))
+            outcomes.append(Outcome(article.id, False, decision.reason))
+            batch.append(Candidate(article.id, item.keys, article.published))
             fresh.append(item)
-        inserted = store_articles.insert_articles(
-            conn, [(i.article(), i.topics, i.terms) for i in fresh], now, upstream_id=upstream_id
+        changes = store_articles.upsert_articles(
+            conn, [(i.article, i.topics, i.terms) for i in fresh], now, upstream_id=upstream_id
         )
-        new = [i for i in fresh if i.article_id in inserted]
-        store_entries.add_sketches(conn, [(i.article_id, pack_sketch(i.keys)) for i in new])
-        store_entries.add_story_keys_many(
-            conn,
-            [(i.article_id, story_index_keys(i.keys), i.keys.simhash, i.published) for i in new],
-        )
-        for i in fresh:  # an article kept from before (its entry was pruned): keys it lacks
-            if i.article_id not in inserted:
+        added = [i for i, change in zip(fresh, changes, strict=True) if change == "added"]
+        store_entries.add_sketches(conn, [(i.article.id, pack_sketch(i.keys)) for i in added])
+        store_entries.add_story_keys_many(conn, [
+            (i.article.id, story_index_keys(i.keys), i.keys.simhash, i.article.published)
+            for i in added
+        ])  # fmt: skip
+        for item, change in zip(fresh, changes, strict=True):
+            if change != "added":  # an article kept from before (its entry was pruned)
                 store_entries.add_story_keys(
-                    conn, i.article_id, story_index_keys(i.keys), i.keys.simhash, i.published
-                )
-        for i in fresh:
-            self.sketches.put(i.article_id, i.keys)
+                    conn, item.article.id, story_index_keys(item.keys), item.keys.simhash,
+                    item.article.published,
+                )  # fmt: skip
+            self.sketches.put(item.article.id, item.keys)
         return outcomes
 
     def candidates_many(

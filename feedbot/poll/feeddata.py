@@ -11,7 +11,6 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from html import escape
 from urllib.parse import urljoin, urlsplit
 
@@ -35,9 +34,9 @@ class EntryData:
 
     ``text`` is the plain text of the content (repaired), what topics and story keys read.
     ``html`` is the content's HTML as the feed gave it (text/plain content escaped): it is
-    **not safe** to republish. ``content`` is that HTML sanitised against ``base``, made on
-    first use: most entries match no topic and are never republished, and sanitising is the
-    costliest step of parsing, so only the entries that are kept pay for it.
+    **not safe** to republish. ``content`` is that HTML sanitised against ``base``, made
+    when asked for: most entries match no topic and are never republished, and sanitising
+    is the costliest step of parsing, so only the entries that are kept pay for it.
     """
 
     key: str
@@ -57,12 +56,7 @@ class EntryData:
     @property
     def content(self) -> str:
         """The sanitised content HTML (empty when the entry has none)."""
-        return _sanitised(self.html, self.base) if self.html else ""
-
-
-@lru_cache(maxsize=256)
-def _sanitised(html: str, base: str) -> str:
-    return sanitize_html(html, base_url=base)
+        return sanitize_html(self.html, base_url=self.base) if self.html else ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,8 +66,14 @@ def upsert_articles(
     conn: Connection,
     items: Sequence[tuple[ArticleData, Sequence[str], Sequence[str]]],
     now: datetime,
-) -> dict[Change, int]:
-    """``upsert_article`` for many ``(article, topics, terms)``, reading existing rows in bulk."""
+    *,
+    upstream_id: int | None = None,
+) -> list[Change]:
+    """``upsert_article`` for many ``(article, topics, terms)``; the change of each, in order.
+
+    Existing rows are read in bulk and new articles inserted in bulk (one executemany for
+    articles, one for their topics), so a batch costs a few statements, not a few per item.
+    """
     existing: dict[str, Any] = {}
     ids = [a.id for a, _, _ in items]
     for i in range(0, len(ids), 500):
@@ -75,51 +81,48 @@ def upsert_articles(
             articles.c.id, articles.c.content_hash, articles.c.updated, articles.c.topics
         ).where(articles.c.id.in_(ids[i : i + 500]))
         existing.update((r.id, r) for r in conn.execute(query))
-    counts: dict[Change, int] = {"added": 0, "updated": 0, "unchanged": 0}
+    rows: list[dict[str, Any]] = []
+    topic_rows: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        if rows:
+            conn.execute(insert(articles), rows)
+        if topic_rows:
+            conn.execute(insert(article_topics), topic_rows)
+        rows.clear()
+        topic_rows.clear()
+
+    changes: list[Change] = []
     seen: set[str] = set()
     for article, topics, terms in items:
         if article.id in seen:  # the same id twice in one batch: read what the first wrote
-            change = upsert_article(conn, article, now, topics=topics, terms=terms)
+            flush()
+            change = upsert_article(
+                conn, article, now, topics=topics, terms=terms, upstream_id=upstream_id
+            )
+        elif article.id in existing:
+            change = _upsert(conn, article, now, existing[article.id], topics, terms, upstream_id)
         else:
-            change = _upsert(conn, article, now, existing.get(article.id), topics, terms, None)
+            values = _new_row(article, topics, terms, now, upstream_id)
+            rows.append(values)
+            topic_rows.extend(_topic_rows(article.id, values["topics"], article.updated))
+            change = "added"
         seen.add(article.id)
-        counts[change] += 1
-    return counts
+        changes.append(change)
+    flush()
+    return changes
 
 
-def insert_articles(
-    conn: Connection,
-    items: Sequence[tuple[ArticleData, Sequence[str], Sequence[str]]],
+def _new_row(
+    article: ArticleData,
+    topics: Sequence[str],
+    terms: Sequence[str],
     now: datetime,
-    *,
-    upstream_id: int | None = None,
-) -> set[str]:
-    """Insert new ``(article, topics, terms)`` in two executemany statements (articles,
-    then topics); an id that is stored already goes through ``upsert_article`` instead.
-    Returns the ids that were inserted."""
-    ids = [a.id for a, _, _ in items]
-    present: set[str] = set()
-    for i in range(0, len(ids), 500):
-        query = select(articles.c.id).where(articles.c.id.in_(ids[i : i + 500]))
-        present.update(conn.execute(query).scalars())
-    rows: list[dict[str, Any]] = []
-    topic_rows: list[dict[str, Any]] = []
-    for article, topics, terms in items:
-        if article.id in present:
-            upsert_article(conn, article, now, topics=topics, terms=terms, upstream_id=upstream_id)
-            continue
-        present.add(article.id)
-        values = _values(article, topics, terms)
-        values.update(
-            id=article.id, updated=article.updated, created_at=now, upstream_id=upstream_id
-        )
-        rows.append(values)
-        topic_rows += _topic_rows(article.id, values["topics"], article.updated)
-    if rows:
-        conn.execute(insert(articles), rows)
-    if topic_rows:
-        conn.execute(insert(article_topics), topic_rows)
-    return {r["id"] for r in rows}
+    upstream_id: int | None,
+) -> dict[str, Any]:
+    values = _values(article, topics, terms)
+    values.update(id=article.id, updated=article.updated, created_at=now, upstream_id=upstream_id)
+    return values
 
 
 def _values(article: ArticleData, topics: Sequence[str], terms: Sequence[str]) -> dict[str, Any]:
@@ -150,15 +153,13 @@ def _upsert(
     terms: Sequence[str],
     upstream_id: int | None,
 ) -> Change:
-    values = _values(article, topics, terms)
-    digest = values["content_hash"]
     if row is None:
-        values.update(
-            id=article.id, updated=article.updated, created_at=now, upstream_id=upstream_id
-        )
+        values = _new_row(article, topics, terms, now, upstream_id)
         conn.execute(insert(articles).values(**values))
         _insert_topics(conn, article.id, values["topics"], article.updated)
         return "added"
+    values = _values(article, topics, terms)
+    digest = values["content_hash"]
     if row.content_hash == digest and sorted(row.topics) == values["topics"]:
         return "unchanged"
     updated = row.updated

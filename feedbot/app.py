@@ -20,6 +20,7 @@ from feedbot.poll.cpu import CpuStage
 from feedbot.poll.fetch import Fetcher, FetchLimits
 from feedbot.poll.runner import Poller
 from feedbot.poll.schedule import ScheduleBounds
+from feedbot.processor import ProcessorRecipe
 from feedbot.publish.runner import PublishResult, publish_all
 from feedbot.relevance.setup import build_matcher, topic_specs
 from feedbot.relevance.topics import MatchInput
@@ -129,13 +130,15 @@ class App:
         if processes is None:
             cores = os.cpu_count() or 1
             processes = cores if cores > 1 else 0
-        specs = tuple(topic_specs(self.config).values())
-        cpu = CpuStage(self.matcher, specs, processes=processes)
-        pipeline = Pipeline(
-            self.db, self.fetcher, cpu,
-            webhooks=self.config.webhook, authority=self.config.authority,
-            bounds=bounds, max_failures=p.max_failures, clock=self.clock, workers=p.workers,
+        recipe = ProcessorRecipe(
+            database_url=self.config.database_url,
+            specs=tuple(topic_specs(self.config).values()),
+            webhooks=tuple(self.config.webhook), authority=self.config.authority,
+            bounds=bounds, max_failures=p.max_failures,
         )  # fmt: skip
+        local = recipe.build(self.db, self.matcher)
+        cpu = CpuStage(local, recipe, processes=processes)
+        pipeline = Pipeline(self.fetcher, cpu, clock=self.clock, workers=p.workers)
         return Poller(
             self.db, pipeline, self.clock,
             connections=p.connections, per_host=p.per_host, lease=p.lease,

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -58,6 +59,15 @@ class EntryPlan:
     def content(self) -> str:
         """The sanitised content: made by analysis, or now for an entry it did not keep."""
         return self.entry.content if self.sanitised is None else self.sanitised
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """What the store holds of one poll's entries (see ``Ingest.look_up``)."""
+
+    entries: Mapping[str, store_entries.KnownEntry]
+    tombstoned: AbstractSet[str]
+    churn_suspected: bool  # most entries are unknown to a feed with stored entries
 
 
 @dataclass(slots=True)
@@ -122,6 +132,22 @@ class Ingest:
         self.authority = authority
         self.stories = StoryWriter()
 
+    @staticmethod
+    def look_up(conn: Connection, up: StoredUpstream, plans: Sequence[EntryPlan]) -> Known:
+        """What the store knows of this poll's entries, read before the write transaction.
+
+        Only this upstream's own rows are read, and its lease keeps other pollers from
+        writing them meanwhile, so the answer still holds when the write begins; reading
+        it there would only hold the (SQLite) write lock longer."""
+        keys = [p.entry.key for p in plans]
+        known = store_entries.known(conn, up.id, keys)
+        unknown = sum(1 for k in keys if k not in known)
+        churn = (
+            bool(plans) and unknown * 2 >= len(plans) and store_entries.count_for(conn, up.id) > 0
+        )
+        tombstoned = store_entries.is_tombstoned(conn, "entry", [f"{up.id}:{k}" for k in keys])
+        return Known(known, tombstoned, churn)
+
     def apply(
         self,
         conn: Connection,
@@ -130,18 +156,19 @@ class Ingest:
         plans: Sequence[EntryPlan],
         now: datetime,
         counts: Counts,
+        seen: Known | None = None,
     ) -> str | None:
-        """Write one poll's entries; returns a warning for the feed (GUID churn) or None."""
-        keys = [p.entry.key for p in plans]
-        known = store_entries.known(conn, up.id, keys)
+        """Write one poll's entries; returns a warning for the feed (GUID churn) or None.
+        *seen* is what ``look_up`` read before the transaction (else it is read now)."""
+        seen = seen or self.look_up(conn, up, plans)
+        known, tombstoned = seen.entries, seen.tombstoned
         warning = None
-        unknown = [p.entry for p in plans if p.entry.key not in known]
-        if plans and len(unknown) * 2 >= len(plans) and store_entries.count_for(conn, up.id):
+        if seen.churn_suspected:
+            unknown = [p.entry for p in plans if p.entry.key not in known]
             warning = self._guard_churn(conn, up, [p.entry for p in plans], unknown, counts)
             if counts.rekeyed:
-                known = store_entries.known(conn, up.id, keys)
+                known = store_entries.known(conn, up.id, [p.entry.key for p in plans])
         first_poll = up.last_success is None
-        tombstoned = store_entries.is_tombstoned(conn, "entry", [f"{up.id}:{k}" for k in keys])
         source = Origin(title=feed.title or up.title or up.name, url=up.url)
         fresh: list[dict[str, object]] = []
         relevant: list[tuple[int, EntryPlan, bool]] = []  # (row in fresh, plan, backfill)

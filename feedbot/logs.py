@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
@@ -67,8 +68,35 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
+@dataclass(frozen=True, slots=True)
+class LogSetup:
+    """What ``setup_logging`` configured, so a worker process can configure the same."""
+
+    level: str
+    fmt: str
+    secrets: tuple[tuple[str, str], ...]
+
+
+_current: tuple[str, str, MaskFilter] | None = None
+
+
+def current_setup() -> LogSetup | None:
+    """This process's logging setup with its secrets, or None when never configured."""
+    if _current is None:
+        return None
+    level, fmt, mask = _current
+    return LogSetup(level, fmt, tuple(mask.replacements))
+
+
+def apply_setup(setup: LogSetup | None) -> None:
+    """Configure this (worker) process's logging like the process that took *setup*."""
+    if setup is not None:
+        setup_logging(setup.level, setup.fmt).replacements = list(setup.secrets)
+
+
 def setup_logging(level: str = "info", fmt: str = "text") -> MaskFilter:
     """Configure the root logger once; returns the mask filter so secrets can be added."""
+    global _current
     handler = StderrHandler()
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
@@ -83,4 +111,5 @@ def setup_logging(level: str = "info", fmt: str = "text") -> MaskFilter:
     root.setLevel(level.upper())
     for noisy in ("urllib3", "waitress", "apscheduler", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    _current = (level, fmt, mask)
     return mask

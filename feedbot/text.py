@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterator
 from html import unescape
 from itertools import islice
 from typing import Literal
@@ -133,31 +134,56 @@ def _cp1250_sub(match: re.Match[str]) -> str:
     return ch
 
 
-def _ftfy_gate() -> re.Pattern[str]:
-    """What ftfy could act on, as one cheap regex (its own badness check is ~50x slower).
+def _ftfy_gate() -> tuple[re.Pattern[str], frozenset[str]]:
+    """What ftfy could act on: a cheap regex (its own badness check is ~50x slower) and
+    the pairs it finds that really are a misread.
 
-    UTF-8 misread in any single-byte code page ftfy knows always leaves a lead byte's
-    character (bytes C2-F4) followed by a continuation byte's (80-BF); ftfy's other fixes
-    (with the settings above) only touch control characters and lone surrogates. Text with
-    none of these, such as correct French or Chinese, is left to the passes above.
+    UTF-8 misread in a single-byte code page ftfy knows always leaves a lead byte's
+    character (bytes C2-F4) followed by a continuation byte's (80-BF), both read in that
+    one code page (or a continuation as a C1 control, in sloppy decodings); ftfy's other
+    fixes (with the settings above) only touch control characters and lone surrogates.
+    The regex finds a lead of any code page followed by a continuation of any; only a
+    pair from one code page counts, so correct French ("éè", "é" before a no-break space
+    in cp437 terms) and Chinese are left to the passes above.
     """
-    leads: set[str] = set()
-    conts: set[str] = set()
+    c1 = {chr(c) for c in range(0x80, 0xA0)}
+    all_leads: set[str] = set()
+    all_conts: set[str] = set()
+    pairs: set[str] = set()
     for codec in ("latin-1", "cp1252", "cp1250", "cp1251", "iso-8859-2", "mac_roman", "cp437"):
-        leads.update(bytes([b]).decode(codec, "ignore") for b in range(0xC2, 0xF5))
-        conts.update(bytes([b]).decode(codec, "ignore") for b in range(0x80, 0xC0))
-    conts.update(chr(c) for c in range(0x80, 0xA0))  # C1 controls: sloppy decodings
-    leads.discard("")
-    conts.discard("")
-
-    def cls(chars: set[str]) -> str:
-        return "".join(re.escape(c) for c in sorted(chars))
-
+        leads = {bytes([b]).decode(codec, "ignore") for b in range(0xC2, 0xF5)} - {""}
+        conts = ({bytes([b]).decode(codec, "ignore") for b in range(0x80, 0xC0)} | c1) - {""}
+        all_leads |= leads
+        all_conts |= conts
+        pairs.update(lead + cont for lead in leads for cont in conts)
     controls = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff"
-    return re.compile(f"[{cls(leads)}][{cls(conts)}]|[{controls}]")
+    wide = f"[{_char_class(all_leads)}](?=[{_char_class(all_conts)}])|[{controls}]"
+    return re.compile(wide), frozenset(pairs)
 
 
-_FTFY_CAN_ACT = _ftfy_gate()
+def _char_class(chars: set[str]) -> str:
+    """A regex character class's body for *chars*."""
+    return "".join(re.escape(c) for c in sorted(chars))
+
+
+_GATE, _MISREAD_PAIRS = _ftfy_gate()
+
+
+def _suspects(text: str) -> Iterator[tuple[int, int]]:
+    """Where ftfy could act in *text*: each misread pair, or control character, as
+    (start, end)."""
+    for m in _GATE.finditer(text):
+        at = m.start()
+        if text[at] in _GATE_CONTROLS:
+            yield at, at + 1
+        elif text[at : at + 2] in _MISREAD_PAIRS:
+            yield at, at + 2
+
+
+_GATE_CONTROLS = frozenset(
+    [*map(chr, range(0x00, 0x09)), "\x0b", "\x0c", *map(chr, range(0x0E, 0x20)),
+     *map(chr, range(0x7F, 0xA0))]
+)  # fmt: skip
 _CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 # ftfy runs only on the whitespace-delimited runs that hold something it could act on:
 # mojibake never spans a space, and ftfy's cost grows with the length of what it is given.
@@ -170,7 +196,7 @@ def repair_text(s: str) -> str:
     text = _ISO16_RE.sub(_iso16_sub, s)
     text = _CP1250_RE.sub(_cp1250_sub, text)
     text = _LOST_RDQUO.sub("\u201d", text)
-    if _FTFY_CAN_ACT.search(text):
+    if next(_suspects(text), None) is not None:
         text = _ftfy_windows(text)
     return unicodedata.normalize("NFC", text)
 
@@ -184,13 +210,13 @@ def _ftfy_windows(text: str) -> str:
     space after them (ftfy judges a sequence by its neighbours, and "Ã " is "à " only next
     to other mojibake). Mojibake never spans a line, and ftfy's cost grows with its input."""
     windows: list[list[int]] = []
-    for m in _FTFY_CAN_ACT.finditer(text):
-        lo = max(0, m.start() - _REACH)
-        before = [g.end() for g in _WORD_GAP.finditer(text, lo, m.start())]
+    for start, stop in _suspects(text):
+        lo = max(0, start - _REACH)
+        before = [g.end() for g in _WORD_GAP.finditer(text, lo, start)]
         begin = before[-3] if len(before) >= 3 else lo  # the two words before the suspect one
-        after = islice(_WORD_GAP.finditer(text, m.end(), m.end() + _REACH), 3)
+        after = islice(_WORD_GAP.finditer(text, stop, stop + _REACH), 3)
         ends = [g.end() for g in after]
-        end = ends[2] if len(ends) == 3 else min(len(text), m.end() + _REACH)
+        end = ends[2] if len(ends) == 3 else min(len(text), stop + _REACH)
         if windows and begin <= windows[-1][1]:
             windows[-1][1] = max(windows[-1][1], end)
         else:

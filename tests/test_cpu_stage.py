@@ -1,28 +1,133 @@
-"""The parse + analyse stage gives the same result in a worker process as in-process."""
+"""Worker processes: a response processed in a worker stores what the polling process would,
+logs like it, and a worker that dies costs one poll, not the poller."""
 
 from __future__ import annotations
 
-from feedbot.poll.cpu import CpuStage
-from feedbot.relevance.topics import Matcher, load_default_topics
+import json
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from feedbot.app import App
+from feedbot.config import config_from_mapping
+from feedbot.logs import setup_logging
+from feedbot.store.schema import articles, entries
 from tests.feedgen_util import Item, news, rss
+from tests.loopback import LoopbackServer, Response
 
 
-def test_pool_and_in_process_agree() -> None:
-    specs = tuple(load_default_topics().values())
-    matcher = Matcher(specs)
+def _app(tmp_path: Path, url: str, processes: int, name: str = "a") -> App:
+    raw: dict[str, Any] = {
+        "poll": {"processes": processes, "deadline": "5s"},
+        "upstream": [{"name": name, "url": url}],
+    }
+    app = App(config_from_mapping(raw, base_dir=tmp_path, env={}))
+    app.poller.pipeline.cpu.offload_bytes = 1024
+    app.sync_upstreams()
+    return app
+
+
+def _stored(app: App) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    with app.db.read() as conn:
+        arts = conn.execute(
+            select(articles.c.id, articles.c.title, articles.c.content).order_by(articles.c.id)
+        ).all()
+        ents = conn.execute(
+            select(entries.c.key, entries.c.content_hash, entries.c.article_id).order_by(
+                entries.c.key
+            )
+        ).all()
+    return [tuple(r) for r in arts], [tuple(r) for r in ents]
+
+
+def test_worker_and_in_process_store_the_same(tmp_path: Path) -> None:
     items = [*news(40), Item("Weather report", "https://site.example/w", summary="Rain. " * 4000)]
     body = rss(items)
     assert len(body) > 32 * 1024
-    headers = {"content-type": "application/rss+xml"}
-    local = CpuStage(matcher, specs, processes=0).run(body, headers, "https://site.example/f", ())
-    pool = CpuStage(matcher, specs, processes=1, offload_bytes=1024)
-    try:
-        remote = pool.run(body, headers, "https://site.example/f", ())
-        refused = pool.run(b"<html><body>no feed</body></html>" * 100, {}, "https://x/", ())
-    finally:
-        pool.close()
-    assert remote == local
-    assert len(remote.plans) == 41
-    assert sum(bool(p.topics) for p in remote.plans) == 40
-    assert refused.feed is None
-    assert refused.error == "not a feed: an HTML page"
+    with LoopbackServer() as server:
+        server.route(
+            "/f.xml", lambda _: Response(200, body, {"Content-Type": "application/rss+xml"})
+        )
+        results = []
+        stored = []
+        for processes in (0, 1):
+            app = _app(tmp_path / str(processes), server.url("/f.xml"), processes)
+            try:
+                results.append(app.poller.run_cycle(include_not_due=True).results[0])
+                stored.append(_stored(app))
+                if processes:
+                    assert app.poller.pipeline.cpu._pool is not None  # it did run in a worker
+            finally:
+                app.close()
+    local, remote = results
+    assert remote.outcome == local.outcome == "ok"
+    assert (remote.new, remote.irrelevant, remote.parser) == (local.new, local.irrelevant, "fast")
+    assert remote.new == 40
+    assert stored[0] == stored[1]
+    assert len(stored[1][1]) == 41
+
+
+def test_a_dead_worker_costs_one_poll(tmp_path: Path) -> None:
+    version = {"n": 0}
+
+    def feed(_: object) -> Response:
+        version["n"] += 1
+        items = [Item(f"Report {version['n']}", "https://site.example/r"), *news(30)]
+        return Response(200, rss(items), {"Content-Type": "application/rss+xml"})
+
+    with LoopbackServer() as server:
+        server.route("/f.xml", feed)
+        app = _app(tmp_path, server.url("/f.xml"), 1)
+        try:
+            assert app.poller.run_cycle(include_not_due=True).results[0].outcome == "ok"
+            pool = app.poller.pipeline.cpu._pool
+            assert pool is not None
+            for pid in list(pool._processes):  # the worker this test started
+                os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while not pool._broken and time.monotonic() < deadline:
+                time.sleep(0.02)
+            failed = app.poller.run_cycle(include_not_due=True).results[0]
+            assert failed.error is not None
+            assert "worker process died" in failed.error
+            again = app.poller.run_cycle(include_not_due=True).results[0]
+            assert again.outcome == "ok"  # a new pool took over
+            assert app.poller.pipeline.cpu._pool is not pool
+        finally:
+            app.close()
+
+
+def test_workers_log_like_the_polling_process(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    page = b'<?xml version="1.0"?><inventory>' + b"<item>bolt</item>" * 200 + b"</inventory>"
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    with LoopbackServer() as server:
+        server.route("/f.xml", lambda _: Response(200, page, {"Content-Type": "application/xml"}))
+        app = _app(tmp_path, server.url("/f.xml"), 1, name="secret-feed-name")
+        try:
+            mask = setup_logging("info", "json")
+            mask.replacements = [("secret-feed-name", "masked-name")]
+            result = app.poller.run_cycle(include_not_due=True).results[0]
+            assert app.poller.pipeline.cpu._pool is not None
+        finally:
+            app.close()  # waits for the worker, so its output is flushed
+            root.handlers[:] = saved[0]
+            root.setLevel(saved[1])
+    assert result.error is not None
+    assert result.outcome == "parse_error"
+    lines = [
+        json.loads(line) for line in capfd.readouterr().err.splitlines() if line.startswith("{")
+    ]
+    failed = [r for r in lines if r["logger"] == "feedbot.processor"]
+    assert failed, lines  # logged by the worker, as JSON, with the name masked
+    assert "masked-name" in failed[0]["message"]
+    assert result.error in failed[0]["message"]
+    assert "secret-feed-name" not in json.dumps(lines)

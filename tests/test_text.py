@@ -169,3 +169,13 @@ def test_repair_text_on_the_seed(seed_path: Path) -> None:
     assert repaired == unicodedata.normalize("NFC", repaired)
     for word in ("Pékin", "sécurité", "où", "première", "côté", "cœur", "œuvre", "commerçant"):
         assert word in repaired, word
+
+
+def test_gate_pairs_leads_and_continuations_of_one_code_page() -> None:
+    from feedbot.text import _suspects
+
+    # correct French: "é" is a lead in latin-1 but "è" a continuation only in mac_roman
+    assert list(_suspects("Une élève prévoit « déjà » la fête; Hélèna")) == []
+    assert list(_suspects("cafÃ© and rÃ©sumÃ©")) == [(3, 5), (11, 13), (16, 18)]
+    assert list(_suspects("a\x07b")) == [(1, 2)]  # control characters still count
+    assert repair_text("Hélèna prévoit cafÃ© à Pékin") == "Hélèna prévoit café à Pékin"

@@ -375,3 +375,34 @@ def test_a_summary_cut_from_the_content_is_read_once() -> None:
     assert both_cut == [("Alibaba", "content"), ("Ant", "content")]
     assert {m.field for m in full.matches if m.topic == "both"} == {"summary", "content"}
     assert [m.field for m in cut.matches if m.topic == "short"] == ["summary"]
+
+
+def _exhaustive(matcher: Matcher) -> Matcher:
+    """The same matcher with its anchor prefilter off: every topic is searched in full."""
+    full = Matcher.default()
+    full._always = frozenset(range(len(full._topics)))
+    assert matcher.topics == full.topics
+    return full
+
+
+def test_anchor_prefilter_never_changes_a_result(matcher: Matcher) -> None:
+    full = _exhaustive(matcher)
+    items = [json.loads(line) for line in LABELLED.read_text("utf-8").splitlines() if line]
+    docs = [MatchInput(title=i["title"], summary=i["summary"]) for i in items]
+    tricky = [
+        "Alibaba-Cloud and Alibaba  Cloud\nand Alibaba\u00a0Cloud",  # separators in a term
+        "alibaba\tgroup; ANT-GROUP; Ant \u2013 Group",
+        "soleil lei jun; Lei Jun; l'Alibaba; Alibabaesque; Baidus; 使用Qwen模型; Qwen3",
+        "阿里巴巴集团 與 騰訊; ＡＬＩＢＡＢＡ; Pe\u0301kin; e-commerce Taobao-Tmall",
+        "JD.com; jd; JDs; <b>Alibaba</b> &amp; Tencent",
+    ]
+    docs += [MatchInput(title=t, summary=t, content=t, categories=(t,)) for t in tricky]
+    docs += [
+        MatchInput(title=t, summary=t[:20], content=t, summary_in_content=True) for t in tricky
+    ]
+    relevant = 0
+    for doc in docs:
+        got, want = matcher.match(doc), full.match(doc)
+        assert got == want, doc
+        relevant += bool(got.topics)
+    assert relevant > 150  # the comparison covered matches, not only misses

@@ -133,10 +133,9 @@ def build_entry(raw: RawEntry, *, base: str, language: str | None) -> EntryData:
     if raw.content and raw.content_type == "text/plain":
         html = escape(raw.content)
     text = html_to_text(html) if html else ""
-    if raw.summary and raw.summary is not html:
-        summary = summary_text(raw.summary)
-    else:  # the summary is the start of the content's text
-        summary = shorten(text)
+    # no summary of its own (RSS puts one description in both): the start of the content's
+    own_summary = bool(raw.summary) and raw.summary != html
+    summary = summary_text(raw.summary) if own_summary else shorten(text)
     guid = _opt(raw.guid)
     link = absolute_link(raw.link, base)
     published = _second(raw.published) or _second(raw.updated)

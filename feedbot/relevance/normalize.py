@@ -22,11 +22,13 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TypeAlias
 
+import ahocorasick_rs
 import opencc
 
 # Latin (with Greek and Cyrillic) letters as they look after folding.
 _LETTERS = "a-z\u00b5\u00df-\u00f6\u00f8-\u024f\u0370-\u03ff\u0400-\u052f"
 _WORD_CHAR = re.compile(f"[0-9{_LETTERS}]")
+_LETTER = re.compile(f"[{_LETTERS}]")
 _NOT_AFTER = f"(?![{_LETTERS}])"
 
 _CJK = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]")
@@ -236,3 +238,50 @@ class FoldedText:
 
 
 _EMPTY = FoldedText("", frozenset(), True)
+
+
+class AnchorSet:
+    """A prefilter for many phrase sets at once: one Aho-Corasick scan of a folded text
+    tells which sets may match in it.
+
+    The scan reads the text with each run of spaces and hyphens made one space, as
+    canonical phrases are written, and checks the same word boundaries as a real match
+    (a phrase starting with a Latin letter or digit must not follow one; one ending so must
+    not be followed by a letter). The answer can only be too wide, never too narrow: the
+    sets it names are then searched in full, with positions.
+    """
+
+    def __init__(self, sets: Iterable[Iterable[str]]) -> None:
+        owners: dict[str, set[int]] = {}
+        for index, phrases in enumerate(sets):
+            for phrase in phrases:
+                if phrase:
+                    owners.setdefault(phrase, set()).add(index)
+        phrases = list(owners)
+        self._owners = [frozenset(owners[p]) for p in phrases]
+        self._left = [is_word_char(p[0]) for p in phrases]
+        self._right = [is_word_char(p[-1]) for p in phrases]
+        self._automaton = (
+            ahocorasick_rs.AhoCorasick(  # a DFA: a few hundred phrases, scanned 3x faster
+                phrases,
+                matchkind=ahocorasick_rs.MatchKind.Standard,
+                implementation=ahocorasick_rs.Implementation.DFA,
+            )
+            if phrases
+            else None
+        )
+
+    def owners_in(self, folded: str, into: set[int]) -> None:
+        """Add to *into* the index of every set that may match in *folded*."""
+        if self._automaton is None or not folded:
+            return
+        text = folded.replace("-", " ") if "-" in folded else folded
+        if "  " in text or not text.isprintable():  # any other whitespace, or runs
+            text = " ".join(text.split())
+        size = len(text)
+        for pid, start, end in self._automaton.find_matches_as_indexes(text, overlapping=True):
+            if self._left[pid] and start and _WORD_CHAR.match(text[start - 1]):
+                continue
+            if self._right[pid] and end < size and _LETTER.match(text[end]):
+                continue
+            into.update(self._owners[pid])

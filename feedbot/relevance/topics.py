@@ -19,7 +19,7 @@ from functools import cache
 from importlib import resources
 
 from feedbot.models import ArticleData, StoredArticle, TopicMatch
-from feedbot.relevance.normalize import FoldedText, PhraseSet, canonical, fold
+from feedbot.relevance.normalize import AnchorSet, FoldedText, PhraseSet, canonical, fold
 from feedbot.text import html_to_text
 
 _log = logging.getLogger(__name__)
@@ -209,7 +209,7 @@ def field_text(doc: MatchInput, field: str) -> str:
         raw = doc.link or ""
     else:
         raw = getattr(doc, field)
-        if raw and _MARKUP.search(raw):
+        if raw and ("<" in raw or "&" in raw) and _MARKUP.search(raw):
             # HTML (an article's content), or text holding markup: strip it, repair nothing
             # (entries and articles hold repaired text already)
             raw = html_to_text(raw, repair=False)
@@ -264,6 +264,16 @@ class Matcher:
         self._topics = tuple(_Topic.build(s) for s in specs)
         self._closure = {s.name: _closure(s.name, by_name) for s in specs}
         self._fields = tuple(f for f in FIELDS if any(f in s.fields for s in specs))
+        # topics that a text without any of their anchors cannot match are skipped
+        self._anchors = AnchorSet(t.terms.lookup for t in self._topics)
+        self._always = frozenset(i for i, t in enumerate(self._topics) if t.regexes)
+        self._scanned = {  # the fields some topic reads, by MatchInput.summary_in_content
+            cut: tuple(
+                f for f in self._fields
+                if any(f in _fields(t, MatchInput(summary_in_content=cut)) for t in self._topics)
+            )
+            for cut in (False, True)
+        }  # fmt: skip
 
     @classmethod
     def default(cls) -> Matcher:
@@ -275,10 +285,11 @@ class Matcher:
         return tuple(sorted(t.name for t in self._topics))
 
     def match(self, doc: MatchInput) -> MatchResult:
-        texts: dict[str, FoldedText] = {}
+        texts = _Texts(doc)
         exclusions: set[tuple[str, str, str]] = set()
         own: dict[str, list[TopicMatch]] = {}
-        for topic in self._topics:
+        for index in self._candidates(doc, texts):
+            topic = self._topics[index]
             found = self._match_topic(topic, doc, texts, exclusions)
             if found:
                 own[topic.name] = found
@@ -292,11 +303,20 @@ class Matcher:
                 )
         return MatchResult(tuple(topics), tuple(matches), tuple(sorted(exclusions)))
 
+    def _candidates(self, doc: MatchInput, texts: _Texts) -> list[int]:
+        """The topics that may match *doc*, in order: those with an anchor in a field
+        they read, and those with regexes."""
+        found = set(self._always)
+        if len(found) < len(self._topics):
+            for field in self._scanned[doc.summary_in_content]:
+                self._anchors.owners_in(texts.plain(field), found)
+        return sorted(found)
+
     def _match_topic(
         self,
         topic: _Topic,
         doc: MatchInput,
-        texts: dict[str, FoldedText],
+        texts: _Texts,
         exclusions: set[tuple[str, str, str]],
     ) -> list[TopicMatch]:
         plain: list[TopicMatch] = []
@@ -328,7 +348,7 @@ class Matcher:
         return sorted(plain + [m for m, _ in gated], key=_position)
 
     @staticmethod
-    def _context_words(topic: _Topic, doc: MatchInput, texts: dict[str, FoldedText]) -> set[str]:
+    def _context_words(topic: _Topic, doc: MatchInput, texts: _Texts) -> set[str]:
         seen: set[str] = set()
         for field in _fields(topic, doc):
             text = _text(doc, field, texts)
@@ -342,10 +362,27 @@ def _fields(topic: _Topic, doc: MatchInput) -> tuple[str, ...]:
     return topic.fields
 
 
-def _text(doc: MatchInput, field: str, cache: dict[str, FoldedText]) -> FoldedText:
-    text = cache.get(field)
+class _Texts:
+    """One document's folded fields, made when first read (tokens only when searched)."""
+
+    __slots__ = ("doc", "folded", "searched")
+
+    def __init__(self, doc: MatchInput) -> None:
+        self.doc = doc
+        self.folded: dict[str, str] = {}
+        self.searched: dict[str, FoldedText] = {}
+
+    def plain(self, field: str) -> str:
+        text = self.folded.get(field)
+        if text is None:
+            text = self.folded[field] = field_text(self.doc, field)
+        return text
+
+
+def _text(doc: MatchInput, field: str, cache: _Texts) -> FoldedText:
+    text = cache.searched.get(field)
     if text is None:
-        text = cache[field] = FoldedText.of(field_text(doc, field))
+        text = cache.searched[field] = FoldedText.of(cache.plain(field))
     return text
 
 

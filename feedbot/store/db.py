@@ -8,6 +8,7 @@ write transaction so two writers never deadlock on a lock upgrade (reads use a p
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +25,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from feedbot.errors import StoreError
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: writers across processes rely on the busy handler alone
+    fcntl = None  # type: ignore[assignment]
 from feedbot.store.dialect import HAMMING_FUNCTION, hamming64
 
 log = logging.getLogger(__name__)
@@ -101,13 +107,62 @@ def migrate(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
+class _WriterQueue:
+    """Writers of one SQLite file take turns: first within this process (a thread lock),
+    then across processes (``flock`` on ``<database>.writer``), then ``BEGIN IMMEDIATE``.
+
+    SQLite admits one writer anyway, but a writer that finds the database locked sleeps
+    in its busy handler (1, 2, 5, 10 … ms) and retries, so with several threads or
+    processes wanting to write the lock sat free between turns and a slow writer could
+    run out of busy timeout. A blocked ``flock`` wakes as soon as the lock is released.
+    """
+
+    def __init__(self, database: str | None) -> None:
+        self._threads = threading.Lock()
+        self._path = None if not database or database == ":memory:" else f"{database}.writer"
+        self._fd: int | None = None
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        with self._threads:
+            fd = self._file()
+            if fd is None:
+                yield
+                return
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _file(self) -> int | None:
+        if self._path is None or fcntl is None:
+            return None
+        if self._fd is None:
+            try:
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except OSError as exc:  # a read-only folder: the busy handler still works
+                log.warning("no writer queue across processes (%s): %s", self._path, exc)
+                self._path = None
+                return None
+        return self._fd
+
+    def close(self) -> None:
+        with self._threads:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
 class Database:
     """Owns the engine; hands out read and write transactions."""
 
     def __init__(self, url: str, *, apply_migrations: bool = True) -> None:
         self.url = url
         self.display_url = mask_db_url(url)
-        self._writer: threading.Lock | None = threading.Lock() if url.startswith("sqlite") else None
+        self._writer: _WriterQueue | None = None
+        if url.startswith("sqlite"):
+            self._writer = _WriterQueue(make_url(url).database)
         try:
             self.engine = make_engine(url)
             if apply_migrations:
@@ -126,15 +181,13 @@ class Database:
     def write(self) -> Iterator[Connection]:
         """A write transaction (``BEGIN IMMEDIATE`` on SQLite); commits on success.
 
-        On SQLite, writers of this process queue on a lock first: SQLite admits one writer
-        anyway, and its busy handler sleeps and retries, so without the queue many threads
-        wake at random and a slow one can run out of busy timeout.
+        On SQLite, writers queue first (see ``_WriterQueue``).
         """
         if self._writer is None:
             with self.engine.begin() as conn:
                 yield conn
             return
-        with self._writer, self.engine.begin() as conn:
+        with self._writer.turn(), self.engine.begin() as conn:
             yield conn
 
     @contextmanager
@@ -147,3 +200,5 @@ class Database:
 
     def close(self) -> None:
         self.engine.dispose()
+        if self._writer is not None:
+            self._writer.close()

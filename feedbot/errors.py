@@ -55,3 +55,9 @@ class NotifyError(FeedbotError):
 
 class DaemonError(FeedbotError):
     """The daemon could not start or keep running."""
+
+
+class ProcessingError(FeedbotError):
+    """Processing a fetched response raised (a bug); the message names the exception.
+
+    A worker process hands it back in place of that poll's result."""

@@ -140,12 +140,14 @@ class Ingest:
         writing them meanwhile, so the answer still holds when the write begins; reading
         it there would only hold the (SQLite) write lock longer."""
         keys = [p.entry.key for p in plans]
+        tombstoned = store_entries.is_tombstoned(conn, "entry", [f"{up.id}:{k}" for k in keys])
+        if up.last_success is None:  # entries are only ever written by a successful poll
+            return Known({}, tombstoned, churn_suspected=False)
         known = store_entries.known(conn, up.id, keys)
         unknown = sum(1 for k in keys if k not in known)
         churn = (
             bool(plans) and unknown * 2 >= len(plans) and store_entries.count_for(conn, up.id) > 0
         )
-        tombstoned = store_entries.is_tombstoned(conn, "entry", [f"{up.id}:{k}" for k in keys])
         return Known(known, tombstoned, churn)
 
     def apply(

@@ -18,14 +18,16 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
+from sqlalchemy import Connection
+
 from feedbot.config import WebhookConfig
-from feedbot.errors import ParseError
-from feedbot.ingest import Counts, EntryPlan, Ingest, analyse
+from feedbot.errors import ParseError, ProcessingError
+from feedbot.ingest import Counts, EntryPlan, Ingest, Known, analyse
 from feedbot.poll.feeddata import FeedData
 from feedbot.poll.fetch import FetchOutcome, FetchResult
 from feedbot.poll.parse import parse_feed
 from feedbot.poll.schedule import ScheduleBounds
-from feedbot.poll.state import next_state
+from feedbot.poll.state import StateChange, next_state
 from feedbot.relevance.topics import Matcher, TopicSpec
 from feedbot.store import upstreams as store_upstreams
 from feedbot.store.db import Database
@@ -110,6 +112,41 @@ class Processor:
 
         *failure* records a response that could not be processed (its worker process
         died) as a parse error, without reading it again."""
+        result = self.process_many([Job(up, owner, res, now)], failure=failure)[0]
+        if isinstance(result, ProcessingError):
+            raise result
+        return result
+
+    def process_many(
+        self, jobs: Sequence[Job], *, failure: str | None = None
+    ) -> list[PollResult | ProcessingError]:
+        """``process`` for several polls, written in one transaction (a group commit).
+
+        Each poll is written under a savepoint: a lost lease or a bug drops that poll's
+        writes only. A poll that raised is returned as a ``ProcessingError`` (and logged)."""
+        prepared: list[_Prepared | ProcessingError] = []
+        for job in jobs:
+            try:
+                prepared.append(self._prepare(job, failure))
+            except Exception as exc:  # a bug in one poll must not lose the others
+                prepared.append(self._crash(job, exc))
+        ready = [p for p in prepared if isinstance(p, _Prepared) and p.plans]
+        if ready:
+            with self.db.read() as conn:
+                for item in ready:
+                    item.seen = self.ingest.look_up(conn, item.job.up, item.plans)
+        out: list[PollResult | ProcessingError] = []
+        with self.db.write() as conn:
+            for one in prepared:
+                out.append(one if isinstance(one, ProcessingError) else self._write(conn, one))
+        for one, result in zip(prepared, out, strict=True):
+            if isinstance(one, _Prepared) and isinstance(result, PollResult):
+                _log_change(one.job.up, one.change, result)
+        return out
+
+    def _prepare(self, job: Job, failure: str | None) -> _Prepared:
+        """Parse and analyse (pure CPU, no transaction)."""
+        up, res = job.up, job.res
         feed: FeedData | None = None
         parse_error: str | None = failure
         plans: Sequence[EntryPlan] = ()
@@ -121,33 +158,30 @@ class Processor:
             else:
                 plans = analyse(feed, self.matcher, up.topics)
         change = next_state(
-            up, res, feed, parse_error, now,
+            up, res, feed, parse_error, job.now,
             rand=self.rand, bounds=self.bounds, max_failures=self.max_failures,
         )  # fmt: skip
+        return _Prepared(job, feed, plans, change)
+
+    def _write(self, conn: Connection, p: _Prepared) -> PollResult | ProcessingError:
+        up, feed, change = p.job.up, p.feed, p.change
         counts = Counts()
-        notes: list[str] = []
-        if feed and feed.warning:
-            notes.append(f"feed warning: {feed.warning}")
-        seen = None
-        if feed is not None and plans:
-            with self.db.read() as conn:
-                seen = self.ingest.look_up(conn, up, plans)
-        with self.db.write() as conn:
+        notes = [f"feed warning: {feed.warning}"] if feed and feed.warning else []
+        savepoint = conn.begin_nested()
+        try:
             if feed is not None:
-                warning = self.ingest.apply(conn, up, feed, plans, now, counts, seen)
+                warning = self.ingest.apply(conn, up, feed, p.plans, p.job.now, counts, p.seen)
                 if warning:
                     change.values["warning"] = warning
                     notes.append(warning)
-            if not store_upstreams.save_state(conn, up.id, owner, change.values):
-                conn.rollback()
+            if not store_upstreams.save_state(conn, up.id, p.job.owner, change.values):
+                savepoint.rollback()
                 log.warning("lease on %s was lost; the result of this poll is dropped", up.name)
                 return PollResult(up.name, "lease_lost", "the lease expired before the poll ended")
-        if change.error:
-            log.warning("poll %s failed (%s): %s", up.name, change.outcome, change.error)
-        if change.disabled:
-            log.error("upstream %s disabled: %s", up.name, change.disabled)
-        if change.moved_to:
-            log.info("upstream %s moved permanently to %s", up.name, change.moved_to)
+        except Exception as exc:
+            savepoint.rollback()
+            return self._crash(p.job, exc)
+        savepoint.commit()
         return PollResult(
             upstream=up.name,
             outcome=change.outcome,
@@ -157,3 +191,38 @@ class Processor:
             notes=tuple(notes),
             **asdict(counts),
         )
+
+    @staticmethod
+    def _crash(job: Job, exc: Exception) -> ProcessingError:
+        log.error("processing %s crashed", job.up.name, exc_info=exc)
+        return ProcessingError(f"{type(exc).__name__}: {exc}", resource=job.up.name)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One fetched response to process, with the lease it is written under."""
+
+    up: StoredUpstream
+    owner: str
+    res: FetchResult
+    now: datetime
+
+
+@dataclass(slots=True)
+class _Prepared:
+    job: Job
+    feed: FeedData | None
+    plans: Sequence[EntryPlan]
+    change: StateChange
+    seen: Known | None = None
+
+
+def _log_change(up: StoredUpstream, change: StateChange, result: PollResult) -> None:
+    if result.outcome == "lease_lost":
+        return
+    if change.error:
+        log.warning("poll %s failed (%s): %s", up.name, change.outcome, change.error)
+    if change.disabled:
+        log.error("upstream %s disabled: %s", up.name, change.disabled)
+    if change.moved_to:
+        log.info("upstream %s moved permanently to %s", up.name, change.moved_to)

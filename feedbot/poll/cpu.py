@@ -3,10 +3,16 @@
 A 50-entry news feed costs tens of milliseconds of pure Python after its fetch; with
 threads alone only one core does that work. Responses of ``offload_bytes`` or more are
 therefore processed whole in a pool of worker processes, each with its own ``Processor``
-(and connection pool) built from a ``ProcessorRecipe``: the fetched response goes in, a
-``PollResult`` comes out, and the store is written by the worker. The polling process
+(and connection pool) built from a ``ProcessorRecipe``: fetched responses go in,
+``PollResult``s come out, and the store is written by the worker. The polling process
 keeps only the network, the claims and small responses, where the round trip would cost
 more than it saves. Workers log like the polling process (level, format, masked secrets).
+
+Group commit: the responses that are waiting when a worker frees up (at most ``batch``)
+go to it together and are written in one transaction, a savepoint each. On SQLite every
+write transaction queues for the one write lock and pays for its commit, and that lock,
+not the CPU, bounded a first poll of many feeds. Nothing waits to fill a batch: an idle
+poller sends batches of one.
 """
 
 from __future__ import annotations
@@ -15,18 +21,23 @@ import dataclasses
 import logging
 import multiprocessing
 import threading
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 
+from feedbot.errors import ProcessingError
 from feedbot.logs import LogSetup, apply_setup, current_setup
 from feedbot.poll.fetch import FetchResult
-from feedbot.processor import PollResult, Processor, ProcessorRecipe
+from feedbot.processor import Job, PollResult, Processor, ProcessorRecipe
 from feedbot.store.upstreams import StoredUpstream
 
 log = logging.getLogger(__name__)
 
 OFFLOAD_BYTES = 32 * 1024
+BATCH = 8
+DIED = "the worker process died on this document or another of its batch"
 
 _worker: Processor | None = None
 
@@ -37,9 +48,13 @@ def _init_worker(recipe: ProcessorRecipe, logs: LogSetup | None) -> None:
     _worker = recipe.build()
 
 
-def _in_worker(up: StoredUpstream, owner: str, res: FetchResult, now: datetime) -> PollResult:
+def _in_worker(jobs: Sequence[Job]) -> list[PollResult | ProcessingError]:
     assert _worker is not None
-    return _worker.process(up, owner, res, now)
+    return _worker.process_many(jobs)
+
+
+class _WorkerDiedError(Exception):
+    """The batch's worker process died; its polls are recorded as failed, in-process."""
 
 
 class CpuStage:
@@ -52,30 +67,102 @@ class CpuStage:
         *,
         processes: int,
         offload_bytes: int = OFFLOAD_BYTES,
+        batch: int = BATCH,
     ) -> None:
         self.local = local
         self.recipe = recipe
         self.processes = processes
         self.offload_bytes = offload_bytes
+        self.batch = batch
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._waiting: deque[tuple[Job, Future[PollResult]]] = deque()
+        self._ready = threading.Condition()
+        self._free = threading.Semaphore(max(processes, 1))  # batches in flight
+        self._dispatcher: threading.Thread | None = None
+        self._closed = False
 
     def process(
         self, up: StoredUpstream, owner: str, res: FetchResult, now: datetime
     ) -> PollResult:
         body = res.body
-        if self.processes <= 0 or body is None or len(body) < self.offload_bytes:
+        small = body is None or len(body) < self.offload_bytes
+        if self.processes <= 0 or small or self._closed:
             return self.local.process(up, owner, res, now)
+        job = Job(up, owner, dataclasses.replace(res, headers=dict(res.headers)), now)
+        done: Future[PollResult] = Future()  # headers: a read-only proxy does not pickle
+        with self._ready:
+            self._waiting.append((job, done))
+            self._ready.notify()
+            self._start_dispatcher()
+        try:
+            return done.result()
+        except _WorkerDiedError:
+            return self.local.process(up, owner, res, now, failure=DIED)
+
+    def _start_dispatcher(self) -> None:
+        if self._dispatcher is None or not self._dispatcher.is_alive():
+            self._dispatcher = threading.Thread(
+                target=self._dispatch, name="cpu-dispatch", daemon=True
+            )
+            self._dispatcher.start()
+
+    def _dispatch(self) -> None:
+        """Send what waits to a free worker, up to ``batch`` at once; exit when idle."""
+        while True:
+            self._free.acquire()
+            with self._ready:
+                if not self._waiting and not self._ready.wait_for(
+                    lambda: self._waiting or self._closed, timeout=5.0
+                ):
+                    self._dispatcher = None  # idle: the next job starts a new one
+                    self._free.release()
+                    return
+                if not self._waiting:  # closed
+                    self._free.release()
+                    return
+                size = min(len(self._waiting), self.batch)
+                batch = [self._waiting.popleft() for _ in range(size)]
+            self._send(batch)
+
+    def _send(self, batch: list[tuple[Job, Future[PollResult]]]) -> None:
         pool = self._get_pool()
         try:
-            sent = dataclasses.replace(res, headers=dict(res.headers))  # a proxy won't pickle
-            return pool.submit(_in_worker, up, owner, sent, now).result()
+            running = pool.submit(_in_worker, [job for job, _ in batch])
         except BrokenProcessPool:
-            log.error("a worker process died on %s; restarting the pool", up.name)
-            self._reset(pool)
-            return self.local.process(
-                up, owner, res, now, failure="the worker process died on this document"
-            )
+            self._free.release()
+            self._died(pool, batch)
+            return
+        running.add_done_callback(lambda f: self._finished(f, pool, batch))
+
+    def _finished(
+        self,
+        running: Future[list[PollResult | ProcessingError]],
+        pool: ProcessPoolExecutor,
+        batch: list[tuple[Job, Future[PollResult]]],
+    ) -> None:
+        self._free.release()
+        try:
+            results = running.result()
+        except BrokenProcessPool:
+            self._died(pool, batch)
+            return
+        except Exception as exc:  # the batch could not be sent or returned (a bug)
+            for _, done in batch:
+                done.set_exception(exc)
+            return
+        for (_, done), result in zip(batch, results, strict=True):
+            if isinstance(result, ProcessingError):
+                done.set_exception(result)
+            else:
+                done.set_result(result)
+
+    def _died(self, pool: ProcessPoolExecutor, batch: list[tuple[Job, Future[PollResult]]]) -> None:
+        names = ", ".join(job.up.name for job, _ in batch)
+        log.error("a worker process died on %s; restarting the pool", names)
+        self._reset(pool)
+        for _, done in batch:
+            done.set_exception(_WorkerDiedError())
 
     def _get_pool(self) -> ProcessPoolExecutor:
         with self._lock:
@@ -95,6 +182,9 @@ class CpuStage:
         broken.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
+        with self._ready:
+            self._closed = True
+            self._ready.notify_all()
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None:

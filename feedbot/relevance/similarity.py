@@ -189,7 +189,8 @@ def normalize_title(title: str, *, sites: Collection[str] = ()) -> str:
 
     *sites* are names known to be appended by the source (its feed title, say).
     """
-    return title_key_and_names(title, sites=sites)[0]
+    title = strip_site_suffix(unicodedata.normalize("NFKC", title).strip(), sites)
+    return _join(units(normalize_text(title)))
 
 
 def title_names(title: str, *, sites: Collection[str] = ()) -> frozenset[str]:

@@ -189,11 +189,12 @@ _STAGES: tuple[tuple[str, tuple[str, ...], set[str]], ...] = (
                "http/client.py", "socket.py", "ssl.py"), set()),
     ("match", ("relevance/topics.py", "relevance/normalize.py", "opencc"), set()),
     ("dedup", ("relevance/dedup.py", "relevance/similarity.py", "relevance/urls.py",
-               "w3lib"), set()),
+               "feedbot/stories.py", "w3lib"), set()),
     ("store", ("feedbot/store/", "sqlalchemy/", "sqlite3"), set()),
-    ("pipeline (hash, state)", ("feedbot/pipeline.py", "poll/state.py", "poll/schedule.py",
-                                "hashlib"), set()),
-    ("claims, threads", ("poll/runner.py", "concurrent/futures", "threading.py"), set()),
+    ("pipeline (hash, state)", ("feedbot/pipeline.py", "feedbot/processor.py", "feedbot/ingest.py",
+                                "poll/state.py", "poll/schedule.py", "hashlib"), set()),
+    ("claims, threads, processes", ("poll/runner.py", "poll/cpu.py", "concurrent/futures",
+                                    "threading.py", "multiprocessing/", "pickle"), set()),
 )  # fmt: skip
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<path>.*?)(?::\d+)?\)$")
 
@@ -232,13 +233,13 @@ def print_profile(path: Path, phase: str, rate: int = 200, top: int = 15) -> Non
         total += n
         stages[_stage(frames)] += n
         self_time[_function(frames[-1])] += n
-        for fn in {_function(f) for f in frames}:
+        for fn in {_function(f) for f in frames if _FRAME.match(f)}:  # not process names
             cumulative[fn] += n
     if not total:
         print("profile: no samples")
         return
-    print(f"profile of feedbot's {phase} poll: {total} samples of the GIL holder at {rate} Hz "
-          f"(~{total / rate:.1f} s of GIL time)")  # fmt: skip
+    print(f"profile of feedbot's {phase} poll: {total} samples of each process's GIL holder "
+          f"(the poller and its workers) at {rate} Hz (~{total / rate:.1f} s of GIL time)")  # fmt: skip
     print(f"{'stage':<24} {'share':>6} {'thread-s':>9}")
     for stage, n in stages.most_common():
         print(f"{stage:<24} {n / total:>6.1%} {n / rate:>9.2f}")

@@ -65,7 +65,8 @@ def _server_counts(stats_url: str | None) -> dict[str, int]:
 
 @contextmanager
 def _profiled(path: Path | None) -> Iterator[None]:
-    """Sample the thread holding the GIL with py-spy (without pausing it) during the block."""
+    """Sample the thread holding the GIL in this process and in its worker processes with
+    py-spy (without pausing them) during the block."""
     if path is None:
         yield
         return
@@ -79,6 +80,7 @@ def _profiled(path: Path | None) -> Iterator[None]:
         "raw",
         "--nonblocking",
         "--gil",
+        "--subprocesses",
     ]
     cmd += ["--rate", "200", "--output", str(path)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -110,7 +110,8 @@ class PollConfig(_Model):
     # costs a thread, not a worker
     connections: int = Field(default=64, ge=1, le=1024)
     per_host: int = Field(default=2, ge=1, le=64)
-    # parser processes for large documents; unset: one per CPU core (none on one core)
+    # worker processes that process (parse, match, store) large responses; unset: one per
+    # CPU core (none on one core)
     processes: int | None = Field(default=None, ge=0, le=64)
     min_interval: Duration = timedelta(minutes=5)
     max_interval: Duration = timedelta(hours=24)

@@ -69,12 +69,13 @@ class ProcessorRecipe:
     max_failures: int
 
     def build(self, db: Database | None = None, matcher: Matcher | None = None) -> Processor:
-        """A processor over *db* (else a new connection pool to ``database_url``)."""
+        """A processor over *db* (the polling process's own), else over a new connection
+        pool to ``database_url`` (a worker process's, which reads before it writes)."""
         return Processor(
             db or Database(self.database_url, apply_migrations=False),
             matcher or Matcher(self.specs),
             webhooks=self.webhooks, authority=self.authority,
-            bounds=self.bounds, max_failures=self.max_failures,
+            bounds=self.bounds, max_failures=self.max_failures, read_first=db is None,
         )  # fmt: skip
 
 
@@ -91,6 +92,7 @@ class Processor:
         bounds: ScheduleBounds,
         max_failures: int,
         rand: random.Random | None = None,
+        read_first: bool = False,
     ) -> None:
         self.db = db
         self.matcher = matcher
@@ -98,6 +100,11 @@ class Processor:
         self.bounds = bounds
         self.max_failures = max_failures
         self.rand = rand or random.Random()
+        # read what the store knows of the entries before the write lock (``look_up``):
+        # right for a worker process, one connection and a held-up lock to save; in the
+        # polling process, dozens of threads would each hold a connection (and its page
+        # cache) for it
+        self.read_first = read_first
 
     def process(
         self,
@@ -131,7 +138,7 @@ class Processor:
             except Exception as exc:  # a bug in one poll must not lose the others
                 prepared.append(self._crash(job, exc))
         ready = [p for p in prepared if isinstance(p, _Prepared) and p.plans]
-        if ready:
+        if ready and self.read_first:
             with self.db.read() as conn:
                 for item in ready:
                     item.seen = self.ingest.look_up(conn, item.job.up, item.plans)

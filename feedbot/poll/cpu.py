@@ -126,12 +126,17 @@ class CpuStage:
             self._send(batch)
 
     def _send(self, batch: list[tuple[Job, Future[PollResult]]]) -> None:
-        pool = self._get_pool()
         try:
+            pool = self._get_pool()
             running = pool.submit(_in_worker, [job for job, _ in batch])
         except BrokenProcessPool:
             self._free.release()
             self._died(pool, batch)
+            return
+        except RuntimeError as exc:  # closed meanwhile (the poller has finished by then)
+            self._free.release()
+            for _, done in batch:
+                done.set_exception(exc)
             return
         running.add_done_callback(lambda f: self._finished(f, pool, batch))
 
@@ -166,6 +171,8 @@ class CpuStage:
 
     def _get_pool(self) -> ProcessPoolExecutor:
         with self._lock:
+            if self._closed:
+                raise RuntimeError("the worker processes were shut down")
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(
                     self.processes,
@@ -186,6 +193,7 @@ class CpuStage:
             self._closed = True
             self._ready.notify_all()
         with self._lock:
+            self._closed = True
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)

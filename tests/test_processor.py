@@ -1,0 +1,99 @@
+"""Group commit: several polls written in one transaction, a savepoint each, so one poll's
+lost lease or crash drops that poll's writes only."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+import feedbot.processor as processor_module
+from feedbot.app import App
+from feedbot.config import config_from_mapping
+from feedbot.errors import ProcessingError
+from feedbot.poll.fetch import FetchRequest
+from feedbot.processor import Job, PollResult
+from feedbot.store import upstreams as store_upstreams
+from feedbot.store.schema import entries
+from tests.feedgen_util import news, rss
+from tests.loopback import LoopbackServer, Response
+
+
+def _setup(tmp_path: Path, server: LoopbackServer, names: list[str]) -> tuple[App, list[Job]]:
+    for name in names:
+        body = rss(news(5, prefix=f"https://site.example/{name}"))
+        server.route(
+            f"/{name}.xml",
+            lambda _, b=body: Response(200, b, {"Content-Type": "application/rss+xml"}),
+        )
+    raw: dict[str, Any] = {
+        "poll": {"processes": 0},
+        "upstream": [{"name": n, "url": server.url(f"/{n}.xml")} for n in names],
+    }
+    app = App(config_from_mapping(raw, base_dir=tmp_path, env={}))
+    app.sync_upstreams()
+    now = app.clock()
+    with app.db.write() as conn:
+        ups = store_upstreams.claim_due(
+            conn, now, owner="me", lease=timedelta(minutes=5), limit=10, include_not_due=True
+        )
+    jobs = []
+    for up in sorted(ups, key=lambda u: u.name):
+        res = app.fetcher.fetch(FetchRequest(up.url), now)
+        jobs.append(Job(up, "me", res, now))
+    return app, jobs
+
+
+def _entries_of(app: App) -> dict[int, int]:
+    with app.db.read() as conn:
+        rows = conn.execute(
+            select(entries.c.upstream_id, func.count()).group_by(entries.c.upstream_id)
+        ).all()
+    return {r[0]: r[1] for r in rows}
+
+
+def test_a_lost_lease_drops_only_its_own_poll(tmp_path: Path) -> None:
+    with LoopbackServer() as server:
+        app, jobs = _setup(tmp_path, server, ["a", "b", "c"])
+        try:
+            stolen = jobs[1]
+            with app.db.write() as conn:  # another poller took "b" over
+                store_upstreams.release(conn, stolen.up.id, "me")
+            results = app.poller.pipeline.cpu.local.process_many(jobs)
+            stored = _entries_of(app)
+        finally:
+            app.close()
+    assert [r.outcome for r in results if isinstance(r, PollResult)] == ["ok", "lease_lost", "ok"]
+    assert stored == {jobs[0].up.id: 5, jobs[2].up.id: 5}
+
+
+def test_a_crash_in_one_poll_keeps_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = processor_module.analyse
+
+    def analyse(feed: Any, matcher: Any, topics: Any) -> Any:
+        if "/b.xml" in feed.url:
+            raise KeyError("a bug")
+        return real(feed, matcher, topics)
+
+    monkeypatch.setattr(processor_module, "analyse", analyse)
+    with LoopbackServer() as server:
+        app, jobs = _setup(tmp_path, server, ["a", "b", "c"])
+        try:
+            results = app.poller.pipeline.cpu.local.process_many(jobs)
+            stored = _entries_of(app)
+        finally:
+            app.close()
+    crash = results[1]
+    assert isinstance(crash, ProcessingError)
+    assert crash.resource == "b"
+    assert "KeyError" in crash.message
+    assert [r.outcome for r in (results[0], results[2]) if isinstance(r, PollResult)] == [
+        "ok",
+        "ok",
+    ]
+    assert stored == {jobs[0].up.id: 5, jobs[2].up.id: 5}

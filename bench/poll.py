@@ -58,9 +58,12 @@ class ChildRun:
 
 
 @contextmanager
-def upstream_server(feeds: int, hosts: int, latency_ms: float, log: Path) -> Iterator[Upstream]:
+def upstream_server(
+    feeds: int, hosts: int, latency_ms: float, log: Path, *, pregenerate: int = 0
+) -> Iterator[Upstream]:
     """Start bench/poll_server.py; closing its stdin on exit (also on errors) stops it."""
     cmd = [sys.executable, str(HERE / "poll_server.py"), "--feeds", str(feeds)]
+    cmd += ["--pregenerate", str(pregenerate)]
     cmd += ["--hosts", str(hosts), "--latency-ms", str(latency_ms)]
     with log.open("wb") as err:
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err)
@@ -276,7 +279,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"upstream: {served} feeds over {args.hosts} loopback addresses, "
               f"{args.latency_ms:g} ms latency; {args.workers} workers; feedbot per_host "
               f"{args.per_host}, connections {args.connections}; work in {work}", flush=True)  # fmt: skip
-        with upstream_server(served, args.hosts, args.latency_ms, work / "server.log") as up:
+        ready = max(args.feeds, args.profile_feeds)  # 50-entry bodies, made before serving
+        with upstream_server(
+            served, args.hosts, args.latency_ms, work / "server.log", pregenerate=ready
+        ) as up:
             runs: list[tuple[str, ChildRun]] = []
             reader = None
             if not args.skip_reader:

@@ -255,7 +255,11 @@ def not_modified(headers: object, tag: str, last_modified: datetime = LAST_MODIF
     return False
 
 
-def make_handler(feeds: int, latency: float, stats: _Stats) -> type[BaseHTTPRequestHandler]:
+def make_handler(
+    feeds: int, latency: float, stats: _Stats, ready: dict[int, bytes] | None = None
+) -> type[BaseHTTPRequestHandler]:
+    """*ready* holds bodies made in advance (``ENTRIES`` entries, by feed index)."""
+    ready = ready or {}
     last_modified = format_datetime(LAST_MODIFIED, usegmt=True)
 
     class Handler(BaseHTTPRequestHandler):
@@ -282,7 +286,9 @@ def make_handler(feeds: int, latency: float, stats: _Stats) -> type[BaseHTTPRequ
             if not_modified(self.headers, headers["ETag"]):
                 self._send(304, b"", None, headers)
                 return
-            body = make_feed(index, entries)
+            body = ready.get(index) if entries == ENTRIES else None
+            if body is None:
+                body = make_feed(index, entries)
             self._send(200, body, "application/rss+xml; charset=utf-8", headers)
 
         def _send(
@@ -343,11 +349,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hosts", type=int, default=32)
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--max-seconds", type=float, default=3 * 3600.0)
+    parser.add_argument(
+        "--pregenerate", type=int, default=0,
+        help="make the first N feeds' bodies before serving (like static files)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     for lang in _WORDS:
         _pool(lang)
     stats = _Stats()
-    servers = bind_all(args.hosts, make_handler(args.feeds, args.latency_ms / 1000, stats))
+    bodies = {i: make_feed(i) for i in range(min(args.pregenerate, args.feeds))}
+    handler = make_handler(args.feeds, args.latency_ms / 1000, stats, bodies)
+    servers = bind_all(args.hosts, handler)
     threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in servers]
     for t in threads:
         t.start()

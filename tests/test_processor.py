@@ -22,7 +22,9 @@ from tests.feedgen_util import news, rss
 from tests.loopback import LoopbackServer, Response
 
 
-def _setup(tmp_path: Path, server: LoopbackServer, names: list[str]) -> tuple[App, list[Job]]:
+def _setup(
+    tmp_path: Path, server: LoopbackServer, names: list[str], db_url: str
+) -> tuple[App, list[Job]]:
     for name in names:
         body = rss(news(5, prefix=f"https://site.example/{name}"))
         server.route(
@@ -30,6 +32,7 @@ def _setup(tmp_path: Path, server: LoopbackServer, names: list[str]) -> tuple[Ap
             lambda _, b=body: Response(200, b, {"Content-Type": "application/rss+xml"}),
         )
     raw: dict[str, Any] = {
+        "database_url": db_url,
         "poll": {"processes": 0},
         "upstream": [{"name": n, "url": server.url(f"/{n}.xml")} for n in names],
     }
@@ -55,9 +58,9 @@ def _entries_of(app: App) -> dict[int, int]:
     return {r[0]: r[1] for r in rows}
 
 
-def test_a_lost_lease_drops_only_its_own_poll(tmp_path: Path) -> None:
+def test_a_lost_lease_drops_only_its_own_poll(tmp_path: Path, db_url: str) -> None:
     with LoopbackServer() as server:
-        app, jobs = _setup(tmp_path, server, ["a", "b", "c"])
+        app, jobs = _setup(tmp_path, server, ["a", "b", "c"], db_url)
         try:
             stolen = jobs[1]
             with app.db.write() as conn:  # another poller took "b" over
@@ -71,7 +74,7 @@ def test_a_lost_lease_drops_only_its_own_poll(tmp_path: Path) -> None:
 
 
 def test_a_crash_in_one_poll_keeps_the_others(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real = processor_module.analyse
 
@@ -82,7 +85,7 @@ def test_a_crash_in_one_poll_keeps_the_others(
 
     monkeypatch.setattr(processor_module, "analyse", analyse)
     with LoopbackServer() as server:
-        app, jobs = _setup(tmp_path, server, ["a", "b", "c"])
+        app, jobs = _setup(tmp_path, server, ["a", "b", "c"], db_url)
         try:
             results = app.poller.pipeline.cpu.local.process_many(jobs)
             stored = _entries_of(app)

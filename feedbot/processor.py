@@ -145,7 +145,10 @@ class Processor:
         out: list[PollResult | ProcessingError] = []
         with self.db.write() as conn:
             for one in prepared:
-                out.append(one if isinstance(one, ProcessingError) else self._write(conn, one))
+                alone = len(prepared) == 1
+                out.append(
+                    one if isinstance(one, ProcessingError) else self._write(conn, one, alone)
+                )
         for one, result in zip(prepared, out, strict=True):
             if isinstance(one, _Prepared) and isinstance(result, PollResult):
                 _log_change(one.job.up, one.change, result)
@@ -170,11 +173,14 @@ class Processor:
         )  # fmt: skip
         return _Prepared(job, feed, plans, change)
 
-    def _write(self, conn: Connection, p: _Prepared) -> PollResult | ProcessingError:
+    def _write(self, conn: Connection, p: _Prepared, alone: bool) -> PollResult | ProcessingError:
+        """Write one poll; under a savepoint unless it is *alone* in its transaction (an
+        idle daemon's polls come one at a time: two statements fewer each)."""
         up, feed, change = p.job.up, p.feed, p.change
         counts = Counts()
         notes = [f"feed warning: {feed.warning}"] if feed and feed.warning else []
-        savepoint = conn.begin_nested()
+        savepoint = None if alone else conn.begin_nested()
+        undo = savepoint.rollback if savepoint is not None else conn.rollback
         try:
             if feed is not None:
                 warning = self.ingest.apply(conn, up, feed, p.plans, p.job.now, counts, p.seen)
@@ -182,13 +188,14 @@ class Processor:
                     change.values["warning"] = warning
                     notes.append(warning)
             if not store_upstreams.save_state(conn, up.id, p.job.owner, change.values):
-                savepoint.rollback()
+                undo()
                 log.warning("lease on %s was lost; the result of this poll is dropped", up.name)
                 return PollResult(up.name, "lease_lost", "the lease expired before the poll ended")
         except Exception as exc:
-            savepoint.rollback()
+            undo()
             return self._crash(p.job, exc)
-        savepoint.commit()
+        if savepoint is not None:
+            savepoint.commit()
         return PollResult(
             upstream=up.name,
             outcome=change.outcome,

@@ -18,6 +18,7 @@ class Request:
     path: str
     headers: dict[str, str]
     body: bytes
+    peer: tuple[str, int] = ("", 0)  # the client's address: one per TCP connection
 
 
 @dataclass
@@ -51,7 +52,11 @@ class LoopbackServer:
                 body = self.rfile.read(length) if length else b""
                 path = self.path.split("?", 1)[0]
                 req = Request(
-                    self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body
+                    self.command,
+                    self.path,
+                    {k.lower(): v for k, v in self.headers.items()},
+                    body,
+                    (str(self.client_address[0]), int(self.client_address[1])),
                 )
                 with outer._lock:
                     outer.requests.append(req)

@@ -198,6 +198,23 @@ def test_conditional_get_gives_not_modified(server: LoopbackServer, fetcher: Fet
     assert sent["x-trace"] == "t1"
 
 
+def test_kept_alive_connection_serves_every_poll(server: LoopbackServer, fetcher: Fetcher) -> None:
+    """A body read to its end and a 304 (which has none) hand their connection back to
+    the pool; an error page read only in part does not (its connection is closed)."""
+    first = fetcher.fetch(FetchRequest(server.url("/feed.xml")), NOW)
+    again = FetchRequest(first.request_url, etag=first.etag)
+    outcomes = [fetcher.fetch(again, NOW).outcome for _ in range(3)]
+    assert outcomes == [FetchOutcome.NOT_MODIFIED] * 3
+    peers = {r.peer for r in server.requests[-4:]}
+    assert len(peers) == 1  # one TCP connection for all four polls
+    big = b"<html><body>" + b"<p>oops</p>" * 20_000 + b"</body></html>"  # > the sniffed head
+    server.route("/big-error", lambda _: Response(500, big, {"Content-Type": "text/html"}))
+    assert fetcher.fetch(FetchRequest(server.url("/big-error")), NOW).status == 500
+    assert server.requests[-1].peer in peers  # the pooled connection, then closed
+    fetcher.fetch(again, NOW)
+    assert server.requests[-1].peer not in peers
+
+
 def test_same_body_hash_gives_unchanged(server: LoopbackServer, fetcher: Fetcher) -> None:
     first = fetcher.fetch(FetchRequest(server.url("/plain.xml")), NOW)
     res = fetcher.fetch(FetchRequest(first.request_url, last_body_hash=first.body_hash), NOW)

@@ -120,6 +120,19 @@ class FeedFetcher(Protocol):
     def fetch(self, req: FetchRequest, now: datetime) -> FetchResult: ...
 
 
+def _release(resp: requests.Response) -> None:
+    """Give the connection back to the pool when nothing of the response is left unread.
+
+    A body read to its end has already been handed back by urllib3; a 304 or 204 has no
+    body, but ``close`` on an unread response closes its connection, so every conditional
+    poll used to open a new one. Anything else unread (an error page read only in part) is
+    closed, never drained: its size is the server's choice.
+    """
+    if resp.status_code in (204, 304):
+        resp.raw.drain_conn()  # reads the empty body, which returns the connection
+    resp.close()
+
+
 def _set_socket_timeout(raw: Any, seconds: float) -> None:
     """Bound the next socket read of a streaming urllib3 response.
 
@@ -258,7 +271,7 @@ class Fetcher:
         try:
             return self._conclude(req, now, deadline, hop, resp)
         finally:
-            resp.close()
+            _release(resp)
 
     def _conclude(
         self,

@@ -162,7 +162,8 @@ class Ingest:
     ) -> str | None:
         """Write one poll's entries; returns a warning for the feed (GUID churn) or None.
         *seen* is what ``look_up`` read before the transaction (else it is read now)."""
-        seen = seen or self.look_up(conn, up, plans)
+        if seen is None:
+            seen = self.look_up(conn, up, plans)
         known, tombstoned = seen.entries, seen.tombstoned
         warning = None
         if seen.churn_suspected:

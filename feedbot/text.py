@@ -134,6 +134,12 @@ def _cp1250_sub(match: re.Match[str]) -> str:
     return ch
 
 
+# C0 and C1 controls (but tab, newline and carriage return) and lone surrogates: never
+# correct text, and ftfy removes or replaces them.
+_CONTROL_CHARS = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff"
+_CONTROLS = re.compile(f"[{_CONTROL_CHARS}]")
+
+
 def _ftfy_gate() -> tuple[re.Pattern[str], frozenset[str]]:
     """What ftfy could act on: a cheap regex (its own badness check is ~50x slower) and
     the pairs it finds that really are a misread.
@@ -143,8 +149,8 @@ def _ftfy_gate() -> tuple[re.Pattern[str], frozenset[str]]:
     one code page (or a continuation as a C1 control, in sloppy decodings); ftfy's other
     fixes (with the settings above) only touch control characters and lone surrogates.
     The regex finds a lead of any code page followed by a continuation of any; only a
-    pair from one code page counts, so correct French ("éè", "é" before a no-break space
-    in cp437 terms) and Chinese are left to the passes above.
+    pair from one code page counts, so correct French ("élève", where "è" is a continuation
+    only in mac_roman and cp437) and Chinese are left to the passes above.
     """
     c1 = {chr(c) for c in range(0x80, 0xA0)}
     all_leads: set[str] = set()
@@ -156,8 +162,7 @@ def _ftfy_gate() -> tuple[re.Pattern[str], frozenset[str]]:
         all_leads |= leads
         all_conts |= conts
         pairs.update(lead + cont for lead in leads for cont in conts)
-    controls = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff"
-    wide = f"[{_char_class(all_leads)}](?=[{_char_class(all_conts)}])|[{controls}]"
+    wide = f"[{_char_class(all_leads)}](?=[{_char_class(all_conts)}])|[{_CONTROL_CHARS}]"
     return re.compile(wide), frozenset(pairs)
 
 
@@ -174,17 +179,13 @@ def _suspects(text: str) -> Iterator[tuple[int, int]]:
     (start, end)."""
     for m in _GATE.finditer(text):
         at = m.start()
-        if text[at] in _GATE_CONTROLS:
+        char = text[at]
+        if char < "\xa0" or "\ud800" <= char <= "\udfff":  # every lead is above U+009F
             yield at, at + 1
         elif text[at : at + 2] in _MISREAD_PAIRS:
             yield at, at + 2
 
 
-_GATE_CONTROLS = frozenset(
-    [*map(chr, range(0x00, 0x09)), "\x0b", "\x0c", *map(chr, range(0x0E, 0x20)),
-     *map(chr, range(0x7F, 0xA0))]
-)  # fmt: skip
-_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 # ftfy runs only on the whitespace-delimited runs that hold something it could act on:
 # mojibake never spans a space, and ftfy's cost grows with the length of what it is given.
 

@@ -178,4 +178,6 @@ def test_gate_pairs_leads_and_continuations_of_one_code_page() -> None:
     assert list(_suspects("Une élève prévoit « déjà » la fête; Hélèna")) == []
     assert list(_suspects("cafÃ© and rÃ©sumÃ©")) == [(3, 5), (11, 13), (16, 18)]
     assert list(_suspects("a\x07b")) == [(1, 2)]  # control characters still count
+    assert list(_suspects("a\udc80b")) == [(1, 2)]  # and lone surrogates
+    assert repair_text("café \udc80 ok").encode("utf-8")  # never left to fail on encoding
     assert repair_text("Hélèna prévoit cafÃ© à Pékin") == "Hélèna prévoit café à Pékin"

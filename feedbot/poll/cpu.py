@@ -192,8 +192,7 @@ class CpuStage:
         with self._ready:
             self._closed = True
             self._ready.notify_all()
-        with self._lock:
-            self._closed = True
+        with self._lock:  # _get_pool makes no pool once _closed is set; shut the last one
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)

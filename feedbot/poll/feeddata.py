@@ -133,7 +133,7 @@ def build_entry(raw: RawEntry, *, base: str, language: str | None) -> EntryData:
     if raw.content and raw.content_type == "text/plain":
         html = escape(raw.content)
     text = html_to_text(html) if html else ""
-    # no summary of its own (RSS puts one description in both): the start of the content's
+    # no summary of its own (RSS often gives one description as both): cut the content's text
     own_summary = bool(raw.summary) and raw.summary != html
     summary = summary_text(raw.summary) if own_summary else shorten(text)
     guid = _opt(raw.guid)

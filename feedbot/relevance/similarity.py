@@ -177,8 +177,8 @@ def strip_site_suffix(title: str, sites: Collection[str] = ()) -> str:
 
 def title_key_and_names(title: str, *, sites: Collection[str] = ()) -> tuple[str, frozenset[str]]:
     """:func:`normalize_title` and :func:`title_names` in one pass."""
-    title = strip_site_suffix(unicodedata.normalize("NFKC", title).strip(), sites)
-    key = _join(units(normalize_text(title)))
+    title = _without_site(title, sites)
+    key = _title_key(title)
     named = [w for w in units(title) if w[0].isupper() or _DIGIT.search(w)]
     return key, frozenset(map(normalize_text, named))
 
@@ -189,7 +189,14 @@ def normalize_title(title: str, *, sites: Collection[str] = ()) -> str:
 
     *sites* are names known to be appended by the source (its feed title, say).
     """
-    title = strip_site_suffix(unicodedata.normalize("NFKC", title).strip(), sites)
+    return _title_key(_without_site(title, sites))
+
+
+def _without_site(title: str, sites: Collection[str]) -> str:
+    return strip_site_suffix(unicodedata.normalize("NFKC", title).strip(), sites)
+
+
+def _title_key(title: str) -> str:
     return _join(units(normalize_text(title)))
 
 

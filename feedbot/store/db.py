@@ -7,6 +7,7 @@ write transaction so two writers never deadlock on a lock upgrade (reads use a p
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import threading
@@ -25,11 +26,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from feedbot.errors import StoreError
-
-try:
-    import fcntl
-except ImportError:  # not POSIX: writers across processes rely on the busy handler alone
-    fcntl = None  # type: ignore[assignment]
 from feedbot.store.dialect import HAMMING_FUNCTION, hamming64
 
 log = logging.getLogger(__name__)
@@ -136,7 +132,7 @@ class _WriterQueue:
                 fcntl.flock(fd, fcntl.LOCK_UN)
 
     def _file(self) -> int | None:
-        if self._path is None or fcntl is None:
+        if self._path is None:
             return None
         if self._fd is None:
             try:

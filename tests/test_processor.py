@@ -100,3 +100,35 @@ def test_a_crash_in_one_poll_keeps_the_others(
         "ok",
     ]
     assert stored == {jobs[0].up.id: 5, jobs[2].up.id: 5}
+
+
+def test_a_crash_in_a_cycle_is_logged_once_and_recorded(
+    tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    real = processor_module.analyse
+
+    def analyse(feed: Any, matcher: Any, topics: Any) -> Any:
+        if "/b.xml" in feed.url:
+            raise KeyError("a bug")
+        return real(feed, matcher, topics)
+
+    monkeypatch.setattr(processor_module, "analyse", analyse)
+    with LoopbackServer() as server:
+        app, jobs = _setup(tmp_path, server, ["a", "b"], db_url)
+        try:
+            with app.db.write() as conn:  # _setup claimed them; the cycle claims its own
+                for job in jobs:
+                    store_upstreams.release(conn, job.up.id, "me")
+            caplog.clear()
+            with caplog.at_level("ERROR"):
+                cycle = app.poller.run_cycle(include_not_due=True)
+            with app.db.read() as conn:
+                b = store_upstreams.get(conn, "b")
+        finally:
+            app.close()
+    assert sorted((r.upstream, r.outcome) for r in cycle.results) == [("a", "ok"), ("b", "crashed")]
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert len(tracebacks) == 1, [r.getMessage() for r in caplog.records]
+    assert "processing b crashed" in tracebacks[0].getMessage()
+    assert b is not None
+    assert "KeyError" in (b.last_error or "")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import sqlite3
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -11,6 +14,7 @@ from sqlalchemy.dialects.postgresql import BIT
 
 from feedbot.models import ArticleData, Origin
 from feedbot.store import articles as store
+from feedbot.store import db as db_module
 from feedbot.store.db import Database, mask_db_url
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -116,6 +120,68 @@ def test_sqlite_pragmas(tmp_path: object) -> None:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+    db.close()
+
+
+def test_sqlite_wal_is_checkpointed_after_writes_and_stays_bounded(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No commit checkpoints (the writer would hold the write lock meanwhile): writes
+    leave the WAL to a checkpoint after the lock, which keeps it near its bound."""
+    monkeypatch.setattr(db_module, "CHECKPOINT_BYTES", 256 * 1024)
+    monkeypatch.setattr(db_module, "WAL_KEEP_BYTES", 128 * 1024)
+    path = f"{tmp_path}/db.sqlite3"
+    db = Database(f"sqlite:///{path}", apply_migrations=False)
+    with db.write() as conn:
+        conn.exec_driver_sql("CREATE TABLE blobs (x BLOB)")
+    blob = b"\x01" * 2000
+    sizes = []
+    for _ in range(60):  # ~120 KiB each, about 7 MiB in all
+        with db.write() as conn:
+            conn.exec_driver_sql("INSERT INTO blobs VALUES (?)", [(blob,)] * 60)
+        db._checkpoints.close()  # type: ignore[union-attr]  # wait for a running checkpoint
+        sizes.append(os.path.getsize(f"{path}-wal"))
+    assert max(sizes) < 1024 * 1024, sizes
+    assert sizes.count(max(sizes)) < 10, "the WAL never started over"
+    assert min(sizes[10:]) < 256 * 1024, "the WAL was not cut back"
+    with db.read() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM blobs").scalar() == 3600
+    db.close()
+    raw = sqlite3.connect(path)  # everything reached the database file
+    busy, frames, done = raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    assert (busy, frames) == (0, done)
+    raw.close()
+
+
+def test_sqlite_checkpoint_runs_after_the_write_lock_is_released(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db_module, "CHECKPOINT_BYTES", 1)
+    path = f"{tmp_path}/db.sqlite3"
+    db = Database(f"sqlite:///{path}", apply_migrations=False)
+    held: list[bool] = []
+    checkpointer = db._checkpoints
+    assert checkpointer is not None
+    real = checkpointer._checkpoint
+
+    def spy() -> None:
+        fd = os.open(f"{path}.writer", os.O_RDWR)
+        try:  # another process's writer could take its turn now
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held.append(False)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        except BlockingIOError:
+            held.append(True)
+        finally:
+            os.close(fd)
+        real()
+
+    monkeypatch.setattr(checkpointer, "_checkpoint", spy)
+    with db.write() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+    checkpointer.close()
+    assert held == [False]
     db.close()
 
 

@@ -18,6 +18,7 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 from feedbot.clock import Clock
+from feedbot.errors import ProcessingError
 from feedbot.pipeline import Pipeline, PollResult
 from feedbot.store import upstreams as store_upstreams
 from feedbot.store.db import Database
@@ -140,7 +141,8 @@ class Poller:
         try:
             return fut.result()
         except Exception as exc:  # a bug in one feed's processing must not stop the cycle
-            log.exception("polling %s crashed", up.name)
+            if not isinstance(exc, ProcessingError):  # that one was logged where it was raised
+                log.exception("polling %s crashed", up.name)
             error = f"{type(exc).__name__}: {exc}"
             with self.db.write() as conn:  # not due again at once: a crash must not spin
                 store_upstreams.save_state(conn, up.id, self.owner, {

@@ -2,7 +2,8 @@
 
 SQLite: WAL journal, a busy timeout, foreign keys on, and ``BEGIN IMMEDIATE`` for every
 write transaction so two writers never deadlock on a lock upgrade (reads use a plain
-``BEGIN``). PostgreSQL: READ COMMITTED with row claims through ``FOR UPDATE SKIP LOCKED``.
+``BEGIN``). The WAL is checkpointed by ``Database.write`` after a writer has let go of the
+write lock, never inside a commit (see ``_Checkpointer``). PostgreSQL: READ COMMITTED with row claims through ``FOR UPDATE SKIP LOCKED``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ from feedbot.store.dialect import HAMMING_FUNCTION, hamming64
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 30_000
+# The WAL is checkpointed once it holds this much (SQLite's own default is 1,000 pages,
+# about 4 MiB), and cut back to WAL_KEEP_BYTES when it starts over.
+CHECKPOINT_BYTES = 4 * 1024 * 1024
+WAL_KEEP_BYTES = CHECKPOINT_BYTES // 2
 
 
 def mask_db_url(url: str) -> str:
@@ -49,6 +54,8 @@ def _sqlite_setup(engine: Engine) -> None:
         cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA journal_mode = WAL")
         cur.execute("PRAGMA synchronous = NORMAL")
+        cur.execute("PRAGMA wal_autocheckpoint = 0")  # Database.write checkpoints instead
+        cur.execute(f"PRAGMA journal_size_limit = {WAL_KEEP_BYTES}")
         cur.execute("PRAGMA foreign_keys = ON")
         cur.close()
         dbapi_conn.create_function(HAMMING_FUNCTION, 2, hamming64, deterministic=True)
@@ -150,6 +157,60 @@ class _WriterQueue:
                 self._fd = None
 
 
+class _Checkpointer:
+    """Checkpoints a SQLite WAL after a write transaction, outside the write lock.
+
+    SQLite's automatic checkpoint runs inside the ``COMMIT`` that crosses its threshold:
+    copying the WAL into the database and syncing both, while that writer still holds
+    the write lock and every other writer waits. With ``wal_autocheckpoint`` off, the
+    writer that finds the WAL over ``CHECKPOINT_BYTES`` starts a PASSIVE checkpoint on a
+    thread of its own once it has let go of the lock: the checkpoint blocks no reader
+    or writer, and its disk syncs overlap with the caller's next work. The WAL file is
+    only measured: ``journal_size_limit`` cuts it back to ``WAL_KEEP_BYTES`` when a
+    writer starts it over, so its size tells how much was written since.
+    """
+
+    def __init__(self, engine: Engine, database: str | None) -> None:
+        self._engine = engine
+        self._wal = None if not database or database == ":memory:" else f"{database}-wal"
+        self._lock = threading.Lock()
+        self._running: threading.Thread | None = None
+
+    def after_write(self) -> None:
+        if self._wal is None:
+            return
+        try:
+            if os.path.getsize(self._wal) < CHECKPOINT_BYTES:
+                return
+        except OSError:
+            return
+        with self._lock:
+            if self._running is not None and self._running.is_alive():
+                return  # one at a time; the next writer looks again
+            self._running = threading.Thread(
+                target=self._checkpoint, name="wal-checkpoint", daemon=True
+            )
+            self._running.start()
+
+    def _checkpoint(self) -> None:
+        try:
+            raw = self._engine.raw_connection()  # no BEGIN: SQLAlchemy would open one
+            try:
+                cur = raw.cursor()
+                cur.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                cur.close()
+            finally:
+                raw.close()
+        except Exception as exc:  # the next writer tries again
+            log.warning("WAL checkpoint of %s failed: %s", self._wal, exc)
+
+    def close(self) -> None:
+        with self._lock:
+            running, self._running = self._running, None
+        if running is not None:
+            running.join()
+
+
 class Database:
     """Owns the engine; hands out read and write transactions."""
 
@@ -157,10 +218,13 @@ class Database:
         self.url = url
         self.display_url = mask_db_url(url)
         self._writer: _WriterQueue | None = None
-        if url.startswith("sqlite"):
-            self._writer = _WriterQueue(make_url(url).database)
+        self._checkpoints: _Checkpointer | None = None
         try:
             self.engine = make_engine(url)
+            if self.engine.dialect.name == "sqlite":
+                database = make_url(url).database
+                self._writer = _WriterQueue(database)
+                self._checkpoints = _Checkpointer(self.engine, database)
             if apply_migrations:
                 migrate(self.engine)
         except SQLAlchemyError as exc:
@@ -177,14 +241,16 @@ class Database:
     def write(self) -> Iterator[Connection]:
         """A write transaction (``BEGIN IMMEDIATE`` on SQLite); commits on success.
 
-        On SQLite, writers queue first (see ``_WriterQueue``).
+        On SQLite, writers queue first (see ``_WriterQueue``), and the WAL is checkpointed
+        once the write lock is free again (see ``_Checkpointer``).
         """
-        if self._writer is None:
+        if self._writer is None or self._checkpoints is None:
             with self.engine.begin() as conn:
                 yield conn
             return
         with self._writer.turn(), self.engine.begin() as conn:
             yield conn
+        self._checkpoints.after_write()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -195,6 +261,8 @@ class Database:
                 yield conn
 
     def close(self) -> None:
+        if self._checkpoints is not None:
+            self._checkpoints.close()
         self.engine.dispose()
         if self._writer is not None:
             self._writer.close()

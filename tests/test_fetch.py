@@ -12,6 +12,7 @@ import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +24,7 @@ from feedbot.poll.fetch import (
     FetchOutcome,
     FetchRequest,
     describe_non_feed,
+    environment_used,
 )
 from feedbot.poll.http_limits import BodyDecoder, cache_max_age, parse_retry_after
 from tests.loopback import LoopbackServer, Request, Response
@@ -514,3 +516,41 @@ def test_decoder_failures(encoding: str, data: bytes, limit: int, kind: str, mes
         decode()
     assert (info.value.kind, info.value.resource) == (kind, "http://x.test/")
     assert info.value.message.startswith(message)
+
+
+def _no_environment(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "ftp_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NETRC"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(home))
+
+
+def test_environment_is_looked_up_only_where_it_holds_something(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _no_environment(monkeypatch, tmp_path)
+    assert environment_used() is False
+    with Fetcher() as f:
+        assert f._session.trust_env is False
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    assert environment_used() is True
+    monkeypatch.delenv("HTTPS_PROXY")
+    (tmp_path / ".netrc").write_text("machine feeds.example login bot password x\n")
+    assert environment_used() is True
+
+
+def test_a_proxy_from_the_environment_is_used(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _no_environment(monkeypatch, tmp_path)
+    url = "http://feeds.example.invalid/feed.xml"
+    with LoopbackServer() as proxy:
+        proxy.route(url, lambda r: Response(200, ATOM, {"Content-Type": "application/atom+xml"}))
+        monkeypatch.setenv("http_proxy", proxy.url(""))
+        with Fetcher(FetchLimits(deadline=5)) as f:
+            res = f.fetch(FetchRequest(url), NOW)
+    assert res.outcome is FetchOutcome.OK
+    assert res.body == ATOM
+    assert [r.path for r in proxy.requests] == [url]

@@ -3,17 +3,19 @@ lost lease or crash drops that poll's writes only."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 import feedbot.processor as processor_module
 from feedbot.app import App
 from feedbot.config import config_from_mapping
-from feedbot.errors import ProcessingError
+from feedbot.errors import ProcessingError, StoreError
 from feedbot.poll.fetch import FetchRequest
 from feedbot.processor import Job, PollResult
 from feedbot.store import upstreams as store_upstreams
@@ -132,3 +134,78 @@ def test_a_crash_in_a_cycle_is_logged_once_and_recorded(
     assert "processing b crashed" in tracebacks[0].getMessage()
     assert b is not None
     assert "KeyError" in (b.last_error or "")
+
+
+def _in_threads(app: App, jobs: list[Job], slow: str) -> list[PollResult | BaseException]:
+    """Each job on its own thread through the stage; the first (*slow*) starts alone, the
+    others arrive while it is being processed."""
+    cpu = app.poller.pipeline.cpu
+    out: list[PollResult | BaseException] = [RuntimeError("not run")] * len(jobs)
+
+    def run(i: int) -> None:
+        job = jobs[i]
+        try:
+            out[i] = cpu.process(job.up, job.owner, job.res, job.now)
+        except BaseException as exc:
+            out[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
+    threads[0].start()
+    assert slow in jobs[0].up.name
+    time.sleep(0.2)  # the first is being processed (slowly) when the others arrive
+    for t in threads[1:]:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    return out
+
+
+def test_polls_ready_together_in_this_process_share_a_transaction(
+    tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = processor_module.analyse
+
+    def analyse(feed: Any, matcher: Any, topics: Any) -> Any:
+        if "/a.xml" in feed.url:
+            time.sleep(0.6)
+        if "/c.xml" in feed.url:
+            raise KeyError("a bug")
+        return real(feed, matcher, topics)
+
+    monkeypatch.setattr(processor_module, "analyse", analyse)
+    with LoopbackServer() as server:
+        app, jobs = _setup(tmp_path, server, ["a", "b", "c", "d", "e"], db_url)
+        commits: list[int] = []
+        event.listen(app.db.engine, "commit", lambda conn: commits.append(1))
+        try:
+            out = _in_threads(app, jobs, slow="a")
+            stored = _entries_of(app)
+        finally:
+            app.close()
+    outcomes = [r.outcome if isinstance(r, PollResult) else type(r).__name__ for r in out]
+    assert outcomes == ["ok", "ok", "ProcessingError", "ok", "ok"]
+    assert len(commits) == 2  # "a" alone, then the four that waited meanwhile
+    assert stored == {j.up.id: 5 for j in jobs if j.up.name != "c"}
+
+
+def test_a_store_failure_reaches_every_poll_of_the_group_and_none_hangs(
+    tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with LoopbackServer() as server:
+        app, jobs = _setup(tmp_path, server, ["a", "b", "c"], db_url)
+        local = app.poller.pipeline.cpu.local
+        real = local.process_many
+
+        def process_many(batch: Any, **kw: Any) -> Any:
+            time.sleep(0.4)
+            raise StoreError("the disk is full", resource="store")
+
+        try:
+            monkeypatch.setattr(local, "process_many", process_many)
+            out = _in_threads(app, jobs, slow="a")
+            monkeypatch.setattr(local, "process_many", real)
+            again = _in_threads(app, jobs, slow="a")
+        finally:
+            app.close()
+    assert [type(r).__name__ for r in out] == ["StoreError"] * 3
+    assert all(isinstance(r, PollResult) and r.outcome == "ok" for r in again)

@@ -13,6 +13,11 @@ go to it together and are written in one transaction, a savepoint each. On SQLit
 write transaction queues for the one write lock and pays for its commit, and that lock,
 not the CPU, bounded a first poll of many feeds. Nothing waits to fill a batch: an idle
 poller sends batches of one.
+
+Responses processed in this process are group-committed too (``_LocalGroup``): the
+threads whose responses are ready at once take turns, and whoever's turn it is processes
+everything waiting. A daemon's tick fetches its due feeds together, so their write-backs
+(mostly 304s) become one transaction instead of one each.
 """
 
 from __future__ import annotations
@@ -57,6 +62,54 @@ class _WorkerDiedError(Exception):
     """The batch's worker process died; its polls are recorded as failed, in-process."""
 
 
+class _LocalGroup:
+    """Group commit in this process: each caller queues its job, then either finds it done
+    or, when no one is processing, processes what waits (up to ``batch``) itself."""
+
+    def __init__(self, local: Processor, batch: int) -> None:
+        self.local = local
+        self.batch = batch
+        self._waiting: deque[tuple[Job, Future[PollResult]]] = deque()
+        self._turn = threading.Condition()
+        self._busy = False
+
+    def process(self, job: Job) -> PollResult:
+        done: Future[PollResult] = Future()
+        with self._turn:
+            self._waiting.append((job, done))
+        while True:
+            with self._turn:
+                while self._busy and not done.done():
+                    self._turn.wait()
+                if done.done():
+                    break
+                self._busy = True  # not done and no one busy: the job still waits
+                size = min(len(self._waiting), self.batch)
+                batch = [self._waiting.popleft() for _ in range(size)]
+            try:
+                self._run(batch)
+            finally:
+                with self._turn:
+                    self._busy = False
+                    self._turn.notify_all()
+        return done.result()  # raises the poll's ProcessingError
+
+    def _run(self, batch: list[tuple[Job, Future[PollResult]]]) -> None:
+        try:
+            results = self.local.process_many([job for job, _ in batch])
+        except BaseException as exc:  # the store failed: every poll of the batch fails
+            for _, done in batch:
+                done.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise  # interrupted; no caller waits forever for it
+            return
+        for (_, done), result in zip(batch, results, strict=True):
+            if isinstance(result, ProcessingError):
+                done.set_exception(result)
+            else:
+                done.set_result(result)
+
+
 class CpuStage:
     """Processes responses in this process or in the pool; ``processes=0``: never a pool."""
 
@@ -70,6 +123,7 @@ class CpuStage:
         batch: int = BATCH,
     ) -> None:
         self.local = local
+        self._group = _LocalGroup(local, batch)
         self.recipe = recipe
         self.processes = processes
         self.offload_bytes = offload_bytes
@@ -88,7 +142,7 @@ class CpuStage:
         body = res.body
         small = body is None or len(body) < self.offload_bytes
         if self.processes <= 0 or small or self._closed:
-            return self.local.process(up, owner, res, now)
+            return self._group.process(Job(up, owner, res, now))
         job = Job(up, owner, dataclasses.replace(res, headers=dict(res.headers)), now)
         done: Future[PollResult] = Future()  # headers: a read-only proxy does not pickle
         with self._ready:

@@ -72,10 +72,9 @@ class Poller:
         with ThreadPoolExecutor(self.connections, thread_name_prefix="poll") as pool:
             while not self.stop.is_set():
                 if not exhausted and len(waiting) < self.connections:
-                    batch = self._claim(
-                        self.connections * 2 - len(waiting), names, include_not_due, cursor
-                    )
-                    exhausted = not batch
+                    limit = self.connections * 2 - len(waiting)
+                    batch = self._claim(limit, names, include_not_due, cursor)
+                    exhausted = len(batch) < limit  # a short batch: nothing more is due
                     waiting.extend(batch)
                 self._start_ready(pool, waiting, running, busy_hosts)
                 if not running:

@@ -3,7 +3,8 @@
 SQLite: WAL journal, a busy timeout, foreign keys on, and ``BEGIN IMMEDIATE`` for every
 write transaction so two writers never deadlock on a lock upgrade (reads use a plain
 ``BEGIN``). The WAL is checkpointed by ``Database.write`` after a writer has let go of the
-write lock, never inside a commit (see ``_Checkpointer``). PostgreSQL: READ COMMITTED with row claims through ``FOR UPDATE SKIP LOCKED``.
+write lock, never inside a commit (see ``_Checkpointer``). PostgreSQL: READ COMMITTED with
+row claims through ``FOR UPDATE SKIP LOCKED``.
 """
 
 from __future__ import annotations

@@ -52,6 +52,20 @@ def _setup(
     return app, jobs
 
 
+def _break_analysis(monkeypatch: pytest.MonkeyPatch, *, crash: str, slow: str = "") -> None:
+    """Analysing upstream *crash*'s feed raises (a bug); *slow*'s takes 0.6 s."""
+    real = processor_module.analyse
+
+    def analyse(feed: Any, matcher: Any, topics: Any) -> Any:
+        if slow and f"/{slow}.xml" in feed.url:
+            time.sleep(0.6)
+        if f"/{crash}.xml" in feed.url:
+            raise KeyError("a bug")
+        return real(feed, matcher, topics)
+
+    monkeypatch.setattr(processor_module, "analyse", analyse)
+
+
 def _entries_of(app: App) -> dict[int, int]:
     with app.db.read() as conn:
         rows = conn.execute(
@@ -78,14 +92,7 @@ def test_a_lost_lease_drops_only_its_own_poll(tmp_path: Path, db_url: str) -> No
 def test_a_crash_in_one_poll_keeps_the_others(
     tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = processor_module.analyse
-
-    def analyse(feed: Any, matcher: Any, topics: Any) -> Any:
-        if "/b.xml" in feed.url:
-            raise KeyError("a bug")
-        return real(feed, matcher, topics)
-
-    monkeypatch.setattr(processor_module, "analyse", analyse)
+    _break_analysis(monkeypatch, crash="b")
     with LoopbackServer() as server:
         app, jobs = _setup(tmp_path, server, ["a", "b", "c"], db_url)
         try:
@@ -107,14 +114,7 @@ def test_a_crash_in_one_poll_keeps_the_others(
 def test_a_crash_in_a_cycle_is_logged_once_and_recorded(
     tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    real = processor_module.analyse
-
-    def analyse(feed: Any, matcher: Any, topics: Any) -> Any:
-        if "/b.xml" in feed.url:
-            raise KeyError("a bug")
-        return real(feed, matcher, topics)
-
-    monkeypatch.setattr(processor_module, "analyse", analyse)
+    _break_analysis(monkeypatch, crash="b")
     with LoopbackServer() as server:
         app, jobs = _setup(tmp_path, server, ["a", "b"], db_url)
         try:
@@ -163,16 +163,7 @@ def _in_threads(app: App, jobs: list[Job], slow: str) -> list[PollResult | BaseE
 def test_polls_ready_together_in_this_process_share_a_transaction(
     tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = processor_module.analyse
-
-    def analyse(feed: Any, matcher: Any, topics: Any) -> Any:
-        if "/a.xml" in feed.url:
-            time.sleep(0.6)
-        if "/c.xml" in feed.url:
-            raise KeyError("a bug")
-        return real(feed, matcher, topics)
-
-    monkeypatch.setattr(processor_module, "analyse", analyse)
+    _break_analysis(monkeypatch, crash="c", slow="a")
     with LoopbackServer() as server:
         app, jobs = _setup(tmp_path, server, ["a", "b", "c", "d", "e"], db_url)
         commits: list[int] = []

@@ -140,7 +140,7 @@ def test_sqlite_wal_is_checkpointed_after_writes_and_stays_bounded(
     for _ in range(60):  # ~120 KiB each, about 7 MiB in all
         with db.write() as conn:
             conn.exec_driver_sql("INSERT INTO blobs VALUES (?)", [(blob,)] * 60)
-        db._checkpoints.close()  # type: ignore[union-attr]  # wait for a running checkpoint
+        db._checkpoints.wait()  # type: ignore[union-attr]
         sizes.append(os.path.getsize(f"{path}-wal"))
     assert max(sizes) < 1024 * 1024, sizes
     assert sizes.count(max(sizes)) < 10, "the WAL never started over"
@@ -180,7 +180,7 @@ def test_sqlite_checkpoint_runs_after_the_write_lock_is_released(
     monkeypatch.setattr(checkpointer, "_checkpoint", spy)
     with db.write() as conn:
         conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
-    checkpointer.close()
+    checkpointer.wait()
     assert held == [False]
     db.close()
 

@@ -62,6 +62,18 @@ class _WorkerDiedError(Exception):
     """The batch's worker process died; its polls are recorded as failed, in-process."""
 
 
+def _settle(
+    batch: Sequence[tuple[Job, Future[PollResult]]],
+    results: Sequence[PollResult | BaseException],
+) -> None:
+    """Hand each waiting caller its poll's result, or the error it raises."""
+    for (_, done), result in zip(batch, results, strict=True):
+        if isinstance(result, BaseException):
+            done.set_exception(result)
+        else:
+            done.set_result(result)
+
+
 class _LocalGroup:
     """Group commit in this process: each caller queues its job, then either finds it done
     or, when no one is processing, processes what waits (up to ``batch``) itself."""
@@ -98,16 +110,11 @@ class _LocalGroup:
         try:
             results = self.local.process_many([job for job, _ in batch])
         except BaseException as exc:  # the store failed: every poll of the batch fails
-            for _, done in batch:
-                done.set_exception(exc)
+            _settle(batch, [exc] * len(batch))
             if not isinstance(exc, Exception):
                 raise  # interrupted; no caller waits forever for it
             return
-        for (_, done), result in zip(batch, results, strict=True):
-            if isinstance(result, ProcessingError):
-                done.set_exception(result)
-            else:
-                done.set_result(result)
+        _settle(batch, results)
 
 
 class CpuStage:
@@ -207,14 +214,9 @@ class CpuStage:
             self._died(pool, batch)
             return
         except Exception as exc:  # the batch could not be sent or returned (a bug)
-            for _, done in batch:
-                done.set_exception(exc)
+            _settle(batch, [exc] * len(batch))
             return
-        for (_, done), result in zip(batch, results, strict=True):
-            if isinstance(result, ProcessingError):
-                done.set_exception(result)
-            else:
-                done.set_result(result)
+        _settle(batch, results)
 
     def _died(self, pool: ProcessPoolExecutor, batch: list[tuple[Job, Future[PollResult]]]) -> None:
         names = ", ".join(job.up.name for job, _ in batch)

@@ -205,9 +205,10 @@ class _Checkpointer:
         except Exception as exc:  # the next writer tries again
             log.warning("WAL checkpoint of %s failed: %s", self._wal, exc)
 
-    def close(self) -> None:
+    def wait(self) -> None:
+        """Until the checkpoint that runs (if one does) has ended."""
         with self._lock:
-            running, self._running = self._running, None
+            running = self._running
         if running is not None:
             running.join()
 
@@ -263,7 +264,7 @@ class Database:
 
     def close(self) -> None:
         if self._checkpoints is not None:
-            self._checkpoints.close()
+            self._checkpoints.wait()
         self.engine.dispose()
         if self._writer is not None:
             self._writer.close()

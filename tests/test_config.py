@@ -42,6 +42,15 @@ BAD = [
         {"upstream": [{"name": "a", "url": "https://x/f", "enabled": "yes"}]},
         "upstream[0].enabled: must be true or false",
     ),
+    (
+        {"upstream": [{"name": "a", "url": "https://x/f", "intervall": "1h"}]},
+        "upstream[0].intervall: unknown key",
+    ),
+    ({"upstream": ["https://x/f"]}, "upstream[0]: must be a table"),
+    (
+        {"upstream": [{"name": "a", "url": "https://x/f", "headers": 3}]},
+        "upstream[0].headers: must be a table",
+    ),
     ({"poll": {"workers": "many"}}, "poll.workers: must be an integer"),
     ({"poll": {"connections": 0}}, "poll.connections: must be at least 1"),
     ({"server": {"port": 70000}}, "server.port: must be at most 65535"),
@@ -172,3 +181,28 @@ def test_check_command_and_feedbot_config_env(
         "feedbot: config: bogus: unknown key",
     ]
     assert list((tmp_path / "other").iterdir()) == [bad]  # nothing written
+
+
+def test_upstreams_are_frozen_and_carry_no_instance_dict(tmp_path: Path) -> None:
+    """The one section that grows with the number of feeds stays small per entry (see
+    docs/architecture.md) and is as immutable as the rest of the config."""
+    raw = {"upstream": [{"name": "a", "url": "https://x/f", "headers": {"X-Key": "1"}}]}
+    up = config_from_mapping(raw, base_dir=tmp_path, env={}).upstream[0]
+    assert not hasattr(up, "__dict__")
+    assert (up.name, up.url, up.headers, up.enabled, up.backfill) == (
+        "a", "https://x/f", {"X-Key": "1"}, True, "none",
+    )  # fmt: skip
+    with pytest.raises(AttributeError):
+        up.url = "https://y/f"  # type: ignore[misc]
+
+
+def test_feeds_add_names_the_bad_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from feedbot.cli import main
+
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('database_url = "sqlite:///state/f.sqlite3"\n', encoding="utf-8")
+    code = main(["--config", str(cfg), "feeds", "add", "Bad Name", "ftp://x/f"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "name: must match" in err
+    assert "url: not an http(s) URL" in err

@@ -110,7 +110,7 @@ def _upstream(
     if interval:
         raw["interval"] = interval
     try:
-        return UpstreamConfig.model_validate(raw)
+        return UpstreamConfig.validate(raw)
     except ValidationError as exc:
         from feedbot.config import format_errors
 

@@ -86,9 +86,9 @@ def next_state(
         values["next_check"] = next_check(
             now, interval, retry_after=res.retry_after, rand=rand, bounds=bounds
         )
-        return StateChange(values, str(res.outcome), None, None, moved_to)
+        return StateChange(values, res.outcome.value, None, None, moved_to)
 
-    outcome = PARSE_ERROR if parse_error is not None else str(res.outcome)
+    outcome = PARSE_ERROR if parse_error is not None else res.outcome.value
     error = parse_error or res.error or outcome
     failures = up.consecutive_failures + 1
     values.update(consecutive_failures=failures, last_error=error, last_error_kind=outcome)

@@ -24,6 +24,7 @@ from feedbot.poll.fetch import (
     FetchOutcome,
     FetchRequest,
     describe_non_feed,
+    environment_ca_bundle,
     environment_used,
 )
 from feedbot.poll.http_limits import BodyDecoder, cache_max_age, parse_retry_after
@@ -539,6 +540,25 @@ def test_environment_is_looked_up_only_where_it_holds_something(
     monkeypatch.delenv("HTTPS_PROXY")
     (tmp_path / ".netrc").write_text("machine feeds.example login bot password x\n")
     assert environment_used() is True
+
+
+def test_a_ca_bundle_from_the_environment_is_set_once_on_the_session(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A CA bundle alone does not make requests read the environment on every request;
+    the bundle is still the one that verifies TLS."""
+    _no_environment(monkeypatch, tmp_path)
+    missing = str(tmp_path / "no-such-bundle.pem")
+    monkeypatch.setenv("CURL_CA_BUNDLE", missing)
+    assert environment_used() is False
+    assert environment_ca_bundle() == missing
+    with LoopbackServer() as server, Fetcher(FetchLimits(deadline=5)) as f:
+        assert (f._session.trust_env, f._session.verify) == (False, missing)
+        res = f.fetch(FetchRequest(server.url("/feed").replace("http:", "https:")), NOW)
+    assert res.outcome is FetchOutcome.CONNECTION_ERROR, res
+    assert res.error is not None
+    assert res.error.startswith("TLS setup failed: Could not find a suitable TLS CA certificate")
+    assert missing in res.error
 
 
 def test_a_proxy_from_the_environment_is_used(

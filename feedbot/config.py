@@ -66,11 +66,11 @@ HttpUrl = Annotated[str, BeforeValidator(_http_url)]
 Name = Annotated[str, Field(pattern=_NAME, max_length=64)]
 
 
-_STRICT_KEYS = ConfigDict(extra="forbid", strict=False)
+_STRICT_KEYS = ConfigDict(extra="forbid", strict=False)  # every section; models are frozen too
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    model_config = ConfigDict(**_STRICT_KEYS, frozen=True)
 
 
 class ServerConfig(_Model):

@@ -194,15 +194,3 @@ def test_upstreams_are_frozen_and_carry_no_instance_dict(tmp_path: Path) -> None
     )  # fmt: skip
     with pytest.raises(AttributeError):
         up.url = "https://y/f"  # type: ignore[misc]
-
-
-def test_feeds_add_names_the_bad_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from feedbot.cli import main
-
-    cfg = tmp_path / "config.toml"
-    cfg.write_text('database_url = "sqlite:///state/f.sqlite3"\n', encoding="utf-8")
-    code = main(["--config", str(cfg), "feeds", "add", "Bad Name", "ftp://x/f"])
-    assert code == 2
-    err = capsys.readouterr().err
-    assert "name: must match" in err
-    assert "url: not an http(s) URL" in err

@@ -103,3 +103,11 @@ def test_feeds_add_disable_poll_and_list(
         assert main(["--config", cfg, "feeds", "remove", "down"]) == 0
         assert main(["--config", cfg, "feeds", "remove", "down"]) == 1
         assert "down: no such upstream" in capsys.readouterr().err
+
+
+def test_feeds_add_names_the_bad_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["--config", config(tmp_path), "feeds", "add", "Bad Name", "ftp://x/f"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "name: must match" in err
+    assert "url: not an http(s) URL" in err

@@ -1,13 +1,21 @@
 from __future__ import annotations
 
 import codecs
+import re
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 
 from feedbot.errors import ParseError
-from feedbot.poll.feeddata import SUMMARY_MAX_CHARS, EntryData, FeedData
+from feedbot.poll.feeddata import (
+    SUMMARY_MAX_CHARS,
+    EntryData,
+    FeedData,
+    absolute_link,
+    is_plain_absolute,
+)
 from feedbot.poll.parse import parse_feed, parse_feed_reference
 from tests.loopback import LoopbackServer, Request, Response
 
@@ -262,3 +270,47 @@ def test_dates_are_aware_utc(date: str, expected: datetime | None, parse: object
     if expected is not None:
         assert entry.published is not None
         assert entry.published.tzinfo is UTC
+
+
+BASES = ("http://base.example/dir/feed.xml", "https://base.example/feed")
+TRICKY_LINKS = (
+    "http://x", "http://x/", "https://x/a?b=1#c", "http://x//a", "http://x/./a/../b",
+    "http://x?a", "http://x#a", "http://user:pw@x:8080/", "http://x/%zz", "http://x/a?b?c#d#e",
+    "http://x/a b",
+    # urljoin rewrites these, so they take the slow path
+    "http://x/a;", "http://x/a;p", "http://x/a?", "http://x/a?#", "http://x/a#", "http:///a",
+    "http://[::1]/a", "http://[::1/a", "HTTP://x/a", "http://x/é", "http://x/a\tb", "/a", "a/b",
+    "//x/a", "ftp://x/a", "javascript:alert(1)",
+)  # fmt: skip
+
+
+def reference_link(value: str, base: str) -> str | None:
+    """What ``absolute_link`` must return: urljoin, then only http(s)."""
+    try:
+        resolved = urljoin(base, value.strip())
+        return resolved if urlsplit(resolved).scheme.lower() in ("http", "https") else None
+    except ValueError:
+        return None
+
+
+@pytest.mark.parametrize("value", TRICKY_LINKS)
+def test_absolute_link_fast_path_agrees_with_urljoin(value: str) -> None:
+    for base in BASES:
+        assert absolute_link(value, base) == reference_link(value, base)
+    # the fast path takes plain absolute links only, never one urljoin would change
+    if is_plain_absolute(value):
+        assert all(urljoin(base, value) == value for base in BASES)
+
+
+def test_absolute_link_fast_path_agrees_with_urljoin_on_the_corpus(corpus_dir: Path) -> None:
+    links = {
+        m.decode("ascii", "replace")
+        for path in corpus_dir.iterdir()
+        if path.is_file()
+        for m in re.findall(rb"""https?://[^\s"'<>]+""", path.read_bytes())
+    }
+    plain = [link for link in links if is_plain_absolute(link)]
+    assert len(plain) > 1000  # the corpus holds thousands of links; most are plain
+    for link in links:
+        for base in BASES:
+            assert absolute_link(link, base) == reference_link(link, base), link

@@ -107,7 +107,7 @@ def _entry(entry: dict[str, Any], item: Any, atom: bool) -> RawEntry:
         if link is None and permalink and guid and guid.startswith(("http://", "https://")):
             link = guid
     has_date = any(
-        isinstance(child.tag, str) and etree.QName(child).localname.lower() in _DATE_NAMES
+        isinstance(child.tag, str) and _local_name(child.tag).lower() in _DATE_NAMES
         for child in item
     )
     published = _utc(entry.get("published")) if has_date else None
@@ -156,11 +156,18 @@ def _atom_link(element: Any) -> str | None:
 
 def _child(element: Any, name: str, namespaces: frozenset[str] | set[str]) -> Any:
     for child in element:
-        if isinstance(child.tag, str):
-            qname = etree.QName(child)
-            if qname.localname == name and (qname.namespace or "") in namespaces:
+        tag = child.tag
+        if isinstance(tag, str) and tag.endswith(name):
+            namespace, _, local = tag[1:].rpartition("}") if tag[:1] == "{" else ("", "", tag)
+            if local == name and namespace in namespaces:
                 return child
     return None
+
+
+def _local_name(tag: str) -> str:
+    """The local part of an lxml tag (``{namespace}local`` or ``local``), without building
+    a ``QName`` for each element of each entry."""
+    return tag.rpartition("}")[2]
 
 
 def _child_text(element: Any, name: str, namespaces: frozenset[str] | set[str]) -> str | None:

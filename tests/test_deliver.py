@@ -536,3 +536,25 @@ def test_failing_state_follows_the_configured_url_and_secret() -> None:
     assert failing_reason(stored, hook("s", "slack", old.url + "x")) is None
     assert failing_reason("set by hand", old) == "set by hand"
     assert failing_reason(None, old) is None
+
+
+def test_a_missing_ca_bundle_keeps_the_delivery_pending_and_names_the_bundle(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """requests raises a bare OSError before connecting when the CA bundle the environment
+    names does not exist: the delivery is retried later and the reason says which file."""
+    missing = str(tmp_path / "no-such-bundle.pem")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", missing)
+    clock = FakeClock()
+    seed(db, 1, ["secure"])
+    with Receiver("generic") as receiver:
+        url = receiver.url.replace("http:", "https:")
+        result = deliverer(db, [hook("secure", "generic", url)], clock).drain_once()
+    assert (result.delivered, result.retried) == (0, 1)
+    [row] = rows(db, "secure")
+    assert row.status == "pending"
+    assert row.last_error is not None
+    assert row.last_error.startswith("TLS setup failed: Could not find a suitable TLS CA")
+    assert missing in row.last_error
+    assert TOKEN_PATH not in row.last_error
+    assert receiver.received == []

@@ -203,8 +203,11 @@ class Sender:
             return Permanent(f"invalid URL ({type(exc).__name__})")
         except requests.ConnectionError as exc:
             return RetryLater(None, f"connection failed ({type(exc).__name__})")
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             return RetryLater(None, f"request failed ({type(exc).__name__})")
+        except OSError as exc:  # raised bare before connecting: a CA bundle path that is wrong
+            detail = SecretFilter([url, *hide]).redact(str(exc))
+            return RetryLater(None, cut(f"TLS setup failed: {detail}"))
         text = raw.decode("utf-8", "replace")
         if text:
             text = SecretFilter([url, *hide]).redact(text)

@@ -157,6 +157,7 @@ class App:
         if "fetcher" in self.__dict__:
             self.fetcher.close()
         if "poller" in self.__dict__:
+            self.poller.close()
             self.poller.pipeline.cpu.close()
         if "deliverer" in self.__dict__:
             self.deliverer.close()

@@ -465,6 +465,31 @@ def test_connections_bound_fetches_in_flight_not_workers(tmp_path: Path) -> None
     assert elapsed < 8 * 0.3  # not one at a time
 
 
+def test_cycles_share_one_thread_pool_until_the_poller_closes(
+    tmp_path: Path, server: LoopbackServer
+) -> None:
+    """A daemon polls a few feeds every tick: the threads that fetch them are made once,
+    not once per cycle, and closing the poller lets them go."""
+    fetched_on: list[set[int]] = []
+    server.route("/feed", lambda r: Response(200, rss(news(1))))
+    ups = [upstream(f"f{i}", server.url(f"/feed?{i}")) for i in range(6)]
+    app = make_app(tmp_path, {"poll": {"processes": 0}, "upstream": ups}, FakeClock())
+    for _ in range(4):
+        before = {t.ident for t in threading.enumerate() if t.name.startswith("poll")}
+        assert len(poll(app)) == 6
+        fetched_on.append({t.ident for t in threading.enumerate() if t.name.startswith("poll")})
+        assert before <= fetched_on[-1]
+    assert fetched_on[0] == fetched_on[-1]  # the same threads, cycle after cycle
+    assert 0 < len(fetched_on[0]) <= 6
+    app.close()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(
+        t.ident in fetched_on[0] for t in threading.enumerate()
+    ):
+        time.sleep(0.01)
+    assert not any(t.ident in fetched_on[0] for t in threading.enumerate())
+
+
 def test_malloc_arenas_are_capped_where_glibc_runs() -> None:
     import platform
 

@@ -195,7 +195,7 @@ def absolute_link(value: str | None, base: str) -> str | None:
     value = _opt(value)
     if value is None:
         return None
-    if is_plain_absolute(value):  # most links: nothing to resolve (urljoin is ~20 µs)
+    if is_plain_absolute(value):  # most links: nothing to resolve (2 µs instead of 8)
         return value
     try:
         resolved = urljoin(base, value)

@@ -49,6 +49,10 @@ class Poller:
     lease: timedelta = timedelta(minutes=5)
     owner: str = field(default_factory=lambda: f"poller-{uuid.uuid4().hex[:12]}")
     stop: threading.Event = field(default_factory=threading.Event)
+    # one pool for the poller's life: a daemon tick polls a dozen feeds, and starting a
+    # thread for each of them every tick cost more CPU than their 304s (see close())
+    _pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
+    _pool_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def run_cycle(
         self,
@@ -69,7 +73,8 @@ class Poller:
         cursor: list[int] = [0]  # highest id claimed, for cycles over all or named upstreams
         running: dict[Future[PollResult], StoredUpstream] = {}
         exhausted = False
-        with ThreadPoolExecutor(self.connections, thread_name_prefix="poll") as pool:
+        pool = self._executor()
+        try:
             while not self.stop.is_set():
                 if not exhausted and len(waiting) < self.connections:
                     limit = self.connections * 2 - len(waiting)
@@ -92,10 +97,27 @@ class Poller:
                     results.append(result)
                     if progress:
                         progress(result)
-            for fut, up in running.items():  # stopping: finish what runs
-                results.append(self._result(fut, up))
-            self._release(waiting)
+        except BaseException:
+            wait(list(running))  # the polls started end before the error goes up
+            raise
+        for fut, up in running.items():  # stopping: finish what runs
+            results.append(self._result(fut, up))
+        self._release(waiting)
         return CycleResult(tuple(results), time.perf_counter() - started)
+
+    def close(self) -> None:
+        """Let the pool's threads go once their polls end; never waits for them (the
+        daemon's grace period is the wait). Polling again starts a new pool."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.connections, thread_name_prefix="poll")
+            return self._pool
 
     def _anything_due(self) -> bool:
         """A read, so an idle tick never takes the write lock."""

@@ -85,6 +85,33 @@ def test_claims_are_exclusive_and_expire(db: Database) -> None:
         assert upstreams.save_state(conn, a[0].id, "c", {"polls": 1})
 
 
+def test_save_state_writes_each_set_of_values_and_releases_the_lease(db: Database) -> None:
+    """Polls write back different sets of columns (an OK poll, a failure, a 304) through
+    one prepared statement per set: each writes exactly its values, typed, and frees the
+    feed; the other columns keep theirs."""
+    with db.write() as conn:
+        upstreams.sync_from_config(conn, feeds(1), T0, spread=timedelta(0))
+    now = T0 + timedelta(seconds=1)
+    later = now + timedelta(minutes=5)
+    writes: list[dict[str, object]] = [
+        {"etag": '"v1"', "last_success": now, "next_check": later, "polls": 1},
+        {"last_error": "HTTP 503", "consecutive_failures": 1, "next_check": later, "polls": 2},
+        {"next_check": later + timedelta(minutes=5), "polls": 3},
+    ]
+    for values in writes + writes:  # each set twice: the statement is reused
+        with db.write() as conn:
+            [claimed] = upstreams.claim_due(
+                conn, now, owner="p", lease=LEASE, limit=1, include_not_due=True
+            )
+            assert upstreams.save_state(conn, claimed.id, "p", dict(values))
+        with db.read() as conn:
+            stored = upstreams.get(conn, "f0")
+        assert stored is not None
+        assert {k: getattr(stored, k) for k in values} == values
+        assert (stored.lease_owner, stored.lease_until) == (None, None)
+        assert (stored.etag, stored.last_success) == ('"v1"', now)  # only the first set sets them
+
+
 def test_two_claimers_in_parallel_never_share_a_feed(db: Database) -> None:
     with db.write() as conn:
         upstreams.sync_from_config(conn, feeds(60), T0, spread=timedelta(0))

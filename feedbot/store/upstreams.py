@@ -6,9 +6,21 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Update,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import Row
 
 from feedbot.config import UpstreamConfig
@@ -275,12 +287,25 @@ def claim_due(
 
 def save_state(conn: Connection, upstream_id: int, owner: str, values: dict[str, Any]) -> bool:
     """Write the poll outcome and release the lease, only if *owner* still holds it (fenced)."""
-    result = conn.execute(
-        update(upstreams)
-        .where(upstreams.c.id == upstream_id, upstreams.c.lease_owner == owner)
-        .values(**values, lease_owner=None, lease_until=None)
-    )
+    params = {f"v_{name}": value for name, value in values.items()}
+    params.update(b_id=upstream_id, b_owner=owner)
+    result = conn.execute(_save_statement(tuple(sorted(values))), params)
     return result.rowcount == 1
+
+
+@lru_cache(maxsize=64)
+def _save_statement(columns: tuple[str, ...]) -> Update:
+    """``save_state``'s UPDATE for one set of columns, built once: every poll writes one of
+    a few sets, and building the statement (a bound parameter and a cache key per value)
+    cost more CPU than running it."""
+    return (
+        update(upstreams)
+        .where(upstreams.c.id == bindparam("b_id"), upstreams.c.lease_owner == bindparam("b_owner"))
+        .values(
+            {name: bindparam(f"v_{name}", type_=upstreams.c[name].type) for name in columns}
+            | {"lease_owner": None, "lease_until": None}
+        )
+    )
 
 
 def release(conn: Connection, upstream_id: int, owner: str) -> None:

@@ -107,7 +107,7 @@ def _entry(entry: dict[str, Any], item: Any, atom: bool) -> RawEntry:
         if link is None and permalink and guid and guid.startswith(("http://", "https://")):
             link = guid
     has_date = any(
-        isinstance(child.tag, str) and _local_name(child.tag).lower() in _DATE_NAMES
+        isinstance(child.tag, str) and _split_tag(child.tag)[1].lower() in _DATE_NAMES
         for child in item
     )
     published = _utc(entry.get("published")) if has_date else None
@@ -158,16 +158,19 @@ def _child(element: Any, name: str, namespaces: frozenset[str] | set[str]) -> An
     for child in element:
         tag = child.tag
         if isinstance(tag, str) and tag.endswith(name):
-            namespace, _, local = tag[1:].rpartition("}") if tag[:1] == "{" else ("", "", tag)
+            namespace, local = _split_tag(tag)
             if local == name and namespace in namespaces:
                 return child
     return None
 
 
-def _local_name(tag: str) -> str:
-    """The local part of an lxml tag (``{namespace}local`` or ``local``), without building
-    a ``QName`` for each element of each entry."""
-    return tag.rpartition("}")[2]
+def _split_tag(tag: str) -> tuple[str, str]:
+    """``(namespace, local name)`` of an lxml tag (``{namespace}local`` or ``local``), without
+    building a ``QName`` for each element of each entry."""
+    if tag[:1] != "{":
+        return "", tag
+    namespace, _, local = tag[1:].partition("}")
+    return namespace, local
 
 
 def _child_text(element: Any, name: str, namespaces: frozenset[str] | set[str]) -> str | None:

@@ -3,7 +3,8 @@
     .venv/bin/python bench/publish.py [--small 1000] [--large 100000] [--markdown 10000]
 
 Prints a table. Publishing reads only the newest rows through an index, so the cost of a
-50-entry feed should not grow with the store (target: large/small <= 1.5).
+50-entry feed should not grow with the store (target: large/small <= 1.5). Nor should the
+change check the daemon runs before it, every ``daemon.publish_tick`` (5 s by default).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def fill(db: Database, n: int) -> None:
                 "link": a.link, "authors": list(a.authors), "language": a.language,
                 "categories": list(a.categories), "published": a.published, "updated": a.updated,
                 "content_hash": store_articles.content_hash(a), "topics": ["alibaba"],
-                "matched_terms": ["alibaba"], "created_at": T0,
+                "matched_terms": ["alibaba"], "created_at": T0, "changed_at": T0,
             })  # fmt: skip
             topics.append({"topic": "alibaba", "article_id": a.id, "updated": a.updated})
         with db.write() as conn:
@@ -59,7 +60,8 @@ def fill(db: Database, n: int) -> None:
             conn.execute(insert(schema.article_topics), topics)
 
 
-def publish_cost(n: int, repeats: int, topics: tuple[str, ...]) -> float:
+def publish_cost(n: int, repeats: int, topics: tuple[str, ...]) -> tuple[float, float]:
+    """Median seconds to publish the feed, and to run the daemon's change check."""
     with tempfile.TemporaryDirectory() as tmp:
         config = config_from_mapping(
             {"publish": [{"name": "bench", "title": "Bench", "topics": list(topics)}]},
@@ -75,8 +77,14 @@ def publish_cost(n: int, repeats: int, topics: tuple[str, ...]) -> float:
             started = time.perf_counter()
             publish_feed(db, config, pub)
             times.append(time.perf_counter() - started)
+        checks = []
+        for _ in range(repeats * 10):
+            started = time.perf_counter()
+            with db.read() as conn:
+                store_articles.change_marker(conn)
+            checks.append(time.perf_counter() - started)
         db.close()
-        return statistics.median(times)
+        return statistics.median(times), statistics.median(checks)
 
 
 def import_rate(n: int) -> float:
@@ -110,9 +118,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
     rows = []
+    checks: list[tuple[float, float]] = []
     for topics in ((), ("alibaba",)):
-        small = publish_cost(args.small, args.repeats, topics)
-        large = publish_cost(args.large, args.repeats, topics)
+        small, small_check = publish_cost(args.small, args.repeats, topics)
+        large, large_check = publish_cost(args.large, args.repeats, topics)
+        checks.append((small_check, large_check))
         label = "all articles" if not topics else "topic alibaba"
         rows.append(
             (
@@ -122,6 +132,16 @@ def main() -> None:
                 f"{large / small:.2f}",
             )
         )
+    small_check = statistics.median(c[0] for c in checks)
+    large_check = statistics.median(c[1] for c in checks)
+    rows.append(
+        (
+            "change check (daemon tick)",
+            f"{small_check * 1000:.3f} ms @ {args.small}",
+            f"{large_check * 1000:.3f} ms @ {args.large}",
+            f"{large_check / small_check:.2f}",
+        )
+    )
     rate = import_rate(args.markdown)
     print(f"{'measure':<32} {'small store':>18} {'large store':>20} {'ratio':>6}")
     for r in rows:

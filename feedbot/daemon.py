@@ -25,15 +25,14 @@ from typing import Any
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import func, select
 
 from feedbot import metrics
 from feedbot.app import App
 from feedbot.config import Config, load_config
 from feedbot.errors import ConfigError, DaemonError, FeedbotError
 from feedbot.publish.websub import HubPinger
+from feedbot.store import articles as store_articles
 from feedbot.store import housekeeping
-from feedbot.store.schema import article_reports, articles
 
 log = logging.getLogger(__name__)
 
@@ -289,13 +288,9 @@ class Daemon:
 
     @staticmethod
     def _store_fingerprint(app: App) -> tuple[Any, ...]:
-        """Cheap change detection: counts and the newest update, through indexes."""
+        """Cheap change detection: two index lookups (see ``change_marker``)."""
         with app.db.read() as conn:
-            row = conn.execute(
-                select(func.count(), func.max(articles.c.updated)).select_from(articles)
-            ).one()
-            reports = conn.execute(select(func.count()).select_from(article_reports)).scalar_one()
-        return (row[0], row[1], reports)
+            return store_articles.change_marker(conn)
 
     @staticmethod
     def _pinger(config: Config) -> HubPinger | None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
-from sqlalchemy import cast, func, inspect, literal, select
+from sqlalchemy import Connection, cast, func, inspect, literal, select
 from sqlalchemy.dialects.postgresql import BIT
 
 from feedbot.models import ArticleData, Origin
@@ -112,6 +114,89 @@ def test_origin_and_related_reports_round_trip(db: Database) -> None:
     assert stored is not None
     assert stored.origin == origin
     assert [r.link for r in stored.related] == ["https://other.example/x"]
+
+
+def test_change_marker_moves_with_every_write_the_published_feeds_show(db: Database) -> None:
+    """The publisher's change check: an added article (even one dated before the newest),
+    an edit of an old article, a change of topics only, another report of a story; and
+    not an upsert that changes nothing."""
+    with db.read() as conn:
+        assert store.change_marker(conn) == (None, None)
+    marks = []
+
+    def write(now: datetime, step: Callable[[Connection, datetime], object]) -> None:
+        with db.write() as conn:
+            step(conn, now)
+        with db.read() as conn:
+            marks.append(store.change_marker(conn))
+
+    t = T0 + timedelta(days=30)
+    write(t, lambda c, now: store.upsert_article(c, article(50), now, topics=["a"]))
+    # an older article, added later: neither the newest "updated" nor (before) anything else
+    write(t + timedelta(minutes=1), lambda c, now: store.upsert_article(c, article(1), now))
+    write(t + timedelta(minutes=2), lambda c, now: store.upsert_article(c, article(1), now))
+    write(
+        t + timedelta(minutes=3),
+        lambda c, now: store.upsert_article(c, article(1, title="Edited"), now),
+    )
+    write(
+        t + timedelta(minutes=4),
+        lambda c, now: store.upsert_article(c, article(50), now, topics=["a", "b"]),
+    )
+    write(
+        t + timedelta(minutes=5),
+        lambda c, now: store.add_report(
+            c, article(1).id, link="https://other.example/1", source_title=None,
+            source_url=None, now=now,
+        ),
+    )  # fmt: skip
+    assert marks == [
+        (t, None),
+        (t + timedelta(minutes=1), None),
+        (t + timedelta(minutes=1), None),  # unchanged: no write, no new marker
+        (t + timedelta(minutes=3), None),
+        (t + timedelta(minutes=4), None),
+        (t + timedelta(minutes=4), t + timedelta(minutes=5)),
+    ]
+
+
+def test_change_marker_reads_one_index_entry_per_table(tmp_path: Path) -> None:
+    """Never a scan: the check runs every few seconds against stores of any size."""
+    database = Database(f"sqlite:///{tmp_path / 'plan.sqlite3'}")
+    try:
+        sql = str(store.CHANGE_MARKER.compile(database.engine))
+        with database.read() as conn:
+            plan = [row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")]
+    finally:
+        database.close()
+    assert "SEARCH articles USING COVERING INDEX ix_articles_changed_at" in plan
+    assert "SEARCH article_reports USING COVERING INDEX ix_article_reports_seen_at" in plan
+    assert not [step for step in plan if step.startswith("SCAN") and step != "SCAN CONSTANT ROW"]
+
+
+def test_migration_0003_marks_existing_articles_as_changed_when_created(tmp_path: Path) -> None:
+    """A store made before change markers gets one for every article it holds."""
+    from alembic import command
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    engine = db_module.make_engine(url)
+    cfg = db_module._alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0002")
+        conn.exec_driver_sql(
+            "INSERT INTO articles (id, title, summary, content, authors, categories, published,"
+            " updated, content_hash, topics, matched_terms, created_at) VALUES ('a', 't', '',"
+            " '', '[]', '[]', '2026-01-01 00:00:00.000000', '2026-01-01 00:00:00.000000', 'h',"
+            " '[]', '[]', '2026-02-01 00:00:00.000000')"
+        )
+    engine.dispose()
+    database = Database(url)  # migrates to the head
+    try:
+        with database.read() as conn:
+            assert store.change_marker(conn) == (datetime(2026, 2, 1, tzinfo=UTC), None)
+    finally:
+        database.close()
 
 
 def test_sqlite_pragmas(tmp_path: object) -> None:

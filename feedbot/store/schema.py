@@ -84,7 +84,11 @@ articles = Table(
     Column("matched_terms", JSON, nullable=False),
     Column("upstream_id", Integer, ForeignKey("upstreams.id", ondelete="SET NULL")),
     Column("created_at", UTCDateTime, nullable=False),
+    # when feedbot last wrote the row (added or changed): its max is the publisher's change
+    # check, one index lookup however large the store (NULL only for rows older than it)
+    Column("changed_at", UTCDateTime),
     Index(None, "updated", "id"),
+    Index(None, "changed_at"),
 )
 
 # One row per (topic, article) so "newest N of topic T" reads an index, never the whole table.
@@ -110,6 +114,7 @@ article_reports = Table(
     Column("source_title", Text),
     Column("source_url", Text),
     Column("seen_at", UTCDateTime, nullable=False),
+    Index(None, "seen_at"),
 )
 
 # Story keys (canonical URL, normalised title, SimHash bands) for indexed candidate lookup.

@@ -99,6 +99,8 @@ def run_child(tool: str, urls: list[str], workdir: Path, args: argparse.Namespac
     cmd += ["--workdir", str(workdir), "--workers", str(args.workers)]
     cmd += ["--per-host", str(args.per_host), "--stats-url", upstream.stats_url]
     cmd += ["--connections", str(args.connections)]
+    if args.processes is not None:
+        cmd += ["--processes", str(args.processes)]
     if profile is not None:
         cmd += ["--profile", str(profile), "--profile-phase", args.profile_phase]
     log = workdir / "stderr.log"
@@ -261,6 +263,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--per-host", type=int, default=2, help="feedbot's poll.per_host")
     parser.add_argument(
         "--connections", type=int, default=64, help="feedbot's poll.connections (its default)"
+    )
+    parser.add_argument(
+        "--processes", type=int, help="feedbot's poll.processes (default: its own, one per core)"
     )
     parser.add_argument("--skip-reader", action="store_true")
     parser.add_argument("--memory-feeds", type=int, default=10_000, help="0 skips the run")

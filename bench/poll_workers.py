@@ -117,11 +117,12 @@ def timed_phase(
 # ------------------------------------------------------------------------------- feedbot
 def run_feedbot(
     urls: list[str], workdir: Path, *, workers: int, connections: int, per_host: int,
+    processes: int | None = None,
     stats_url: str | None, profile: Path | None, profile_phase: str = "first",
 ) -> Iterator[PhaseResult]:  # fmt: skip
     from feedbot.app import App
 
-    app = App(_feedbot_config(urls, workdir, workers, connections, per_host))
+    app = App(_feedbot_config(urls, workdir, workers, connections, per_host, processes))
     try:
         app.sync_upstreams()
         poller = app.poller
@@ -139,7 +140,12 @@ def run_feedbot(
 
 
 def _feedbot_config(
-    urls: list[str], workdir: Path, workers: int, connections: int, per_host: int
+    urls: list[str],
+    workdir: Path,
+    workers: int,
+    connections: int,
+    per_host: int,
+    processes: int | None = None,
 ) -> Any:
     """The run's config; the mapping it is validated from is dropped here, as
     ``load_config`` drops the parsed TOML (10,000 upstreams hold a few MiB)."""
@@ -151,6 +157,7 @@ def _feedbot_config(
             "workers": workers,
             "connections": connections,
             "per_host": per_host,
+            **({} if processes is None else {"processes": processes}),
             "min_interval": "5m",
         },
         "upstream": [{"name": f"feed-{i}", "url": u} for i, u in enumerate(urls)],
@@ -196,6 +203,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--per-host", type=int, default=2, help="feedbot only")
     parser.add_argument("--connections", type=int, default=64, help="feedbot only")
+    parser.add_argument("--processes", type=int, help="feedbot only; unset: its default")
     parser.add_argument("--stats-url", help="the upstream's /stats, read between phases")
     parser.add_argument("--profile", type=Path, help="py-spy output for one feedbot phase")
     parser.add_argument("--profile-phase", choices=PHASES, default="first")
@@ -208,7 +216,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.tool == "feedbot":
         phases = run_feedbot(
             urls, args.workdir, workers=args.workers, connections=args.connections,
-            per_host=args.per_host,
+            per_host=args.per_host, processes=args.processes,
             stats_url=args.stats_url, profile=args.profile, profile_phase=args.profile_phase,
         )  # fmt: skip
     else:

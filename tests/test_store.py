@@ -277,6 +277,42 @@ def test_database_url_password_is_masked() -> None:
     )
 
 
+def test_story_candidate_queries_read_only_the_covering_index(tmp_path: Path) -> None:
+    """Both candidate lookups (exact keys, and bands within the window) are answered from
+    ``story_keys``'s covering index: never a scan, and never a visit to the table for
+    each key found (which cost the write lock half of its largest query)."""
+    from sqlalchemy import event
+
+    from feedbot.store import entries
+
+    database = Database(f"sqlite:///{tmp_path / 'plan.sqlite3'}")
+    seen: list[tuple[str, object]] = []
+
+    def record(_conn: object, _cur: object, sql: str, params: object, *_: object) -> None:
+        if "story_keys" in sql:
+            seen.append((sql, params))
+
+    event.listen(database.engine, "before_cursor_execute", record)
+    query = entries.StoryQuery(("u:one", "t:two"), ("b0:aa", "b1:bb"), 12345, T0)
+    try:
+        with database.read() as conn:
+            entries.story_candidates(conn, [query], window=timedelta(hours=72), near_bits=20)
+            event.remove(database.engine, "before_cursor_execute", record)
+            plans = [
+                [row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)]
+                for sql, params in seen
+            ]
+    finally:
+        database.close()
+    assert len(plans) == 2  # the exact keys, then the item's bands
+    covering = (
+        "SEARCH story_keys USING COVERING INDEX ix_story_keys_key_published_simhash_article_id"
+    )
+    for plan in plans:
+        assert len(plan) == 1, plan
+        assert plan[0].startswith(covering), plan
+
+
 def test_story_candidates_filter_bands_by_date_and_hamming_in_the_database(db: Database) -> None:
     """Exact keys match at any date; a shared band key only within the window and when the
     stored hash is close. Hashes with the top bit set (negative when stored) included."""

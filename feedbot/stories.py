@@ -20,6 +20,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import TypeAlias
 
 from sqlalchemy import Connection, select
 
@@ -61,17 +62,19 @@ class SketchCache:
 
     Bounded (LRU): a candidate is most often a story this process stored recently; a miss
     reads the story's stored sketch (or, for a story stored before sketches existed,
-    rebuilds its keys from its text). Shingles are kept as compact arrays, not sets.
+    rebuilds its keys from its text). Shingles are kept as compact arrays, not sets: a
+    sketch read from the store goes in as the arrays it was unpacked to (``put_compact``).
     """
 
     def __init__(self, size: int = 256) -> None:
         self.size = size
-        self._items: OrderedDict[str, tuple[StoryKeys, array[int], array[int]]] = OrderedDict()
+        self._items: OrderedDict[str, Compact] = OrderedDict()
         self._lock = threading.Lock()
 
     def put(self, article_id: str, keys: StoryKeys) -> None:
-        compact = replace(keys, shingles=frozenset(), vocab=frozenset())
-        item = (compact, array("I", keys.shingles), array("I", keys.vocab))
+        self.put_compact(article_id, compact(keys))
+
+    def put_compact(self, article_id: str, item: Compact) -> None:
         with self._lock:
             self._items[article_id] = item
             self._items.move_to_end(article_id)
@@ -83,14 +86,29 @@ class SketchCache:
             item = self._items.get(article_id)
             if item is not None:
                 self._items.move_to_end(article_id)
-        if item is None:
-            return None
-        compact, shingles, vocab = item
-        return replace(compact, shingles=frozenset(shingles), vocab=frozenset(vocab))
+        return None if item is None else expand(item)
 
     def drop(self, article_id: str) -> None:
         with self._lock:
             self._items.pop(article_id, None)
+
+
+# Story keys without their shingles and vocabulary, then those as arrays of ids: a quarter
+# of the memory of the sets, which ``expand`` makes again when the keys are compared.
+Compact: TypeAlias = "tuple[StoryKeys, array[int], array[int]]"
+
+
+def compact(keys: StoryKeys) -> Compact:
+    head = replace(keys, shingles=frozenset(), vocab=frozenset())
+    return head, array("I", keys.shingles), array("I", keys.vocab)
+
+
+def expand(item: Compact) -> StoryKeys:
+    head, shingles, vocab = item
+    return StoryKeys(
+        head.url_key, head.title_key, head.simhash, head.bands,
+        frozenset(shingles), head.names, frozenset(vocab),
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,10 +220,10 @@ class StoryWriter:
         if not missing:
             return out
         for article_id, packed in store_entries.get_sketches(conn, missing).items():
-            keys = unpack_sketch(packed)
-            if keys is not None:
-                out[article_id] = keys
-                self.sketches.put(article_id, keys)
+            item = unpack_compact(packed)
+            if item is not None:
+                out[article_id] = expand(item)
+                self.sketches.put_compact(article_id, item)
         rebuild = [a for a in missing if a not in out]  # stored before sketches existed
         if rebuild:
             rows = conn.execute(
@@ -243,6 +261,12 @@ def pack_sketch(keys: StoryKeys) -> bytes:
 
 def unpack_sketch(packed: bytes) -> StoryKeys | None:
     """The keys ``pack_sketch`` wrote, or None for bytes it did not write."""
+    item = unpack_compact(packed)
+    return None if item is None else expand(item)
+
+
+def unpack_compact(packed: bytes) -> Compact | None:
+    """``unpack_sketch``, with shingles and vocabulary left as the arrays they are stored as."""
     try:
         if packed[:1] != _SKETCH_VERSION:
             return None
@@ -254,15 +278,8 @@ def unpack_sketch(packed: bytes) -> StoryKeys | None:
         return None
     if sys.byteorder == "big":
         ids.byteswap()
-    return StoryKeys(
-        url_key=url_key,
-        title_key=title_key,
-        simhash=simhash,
-        bands=tuple(bands),
-        shingles=frozenset(ids[:count]),
-        names=frozenset(names),
-        vocab=frozenset(ids[count:]),
-    )
+    head = StoryKeys(url_key, title_key, simhash, tuple(bands), frozenset(), frozenset(names))
+    return head, ids[:count], ids[count:]
 
 
 def _shares_key(a: StoryKeys, b: StoryKeys) -> bool:

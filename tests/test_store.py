@@ -277,6 +277,45 @@ def test_database_url_password_is_masked() -> None:
     )
 
 
+def test_a_story_stored_by_one_writer_is_found_by_another_from_its_sketch(db: Database) -> None:
+    """Another process (its own sketch cache, empty) finds the stored story with the keys it
+    was stored with, read from its sketch, then again from its cache; a rewrite of the
+    story is its duplicate, a different story is new."""
+    from feedbot.relevance.dedup import story_keys
+    from feedbot.stories import NewItem, StoryWriter
+
+    wire = (
+        "Alibaba shares jump after cloud unit beats forecasts",
+        "Alibaba Group shares rose 6% in Hong Kong on Friday after its cloud computing "
+        "division reported faster-than-expected revenue growth.",
+    )
+    rewrite = (
+        "Alibaba shares jump as cloud unit beats forecasts - Example Wire",
+        "Shares of Alibaba Group rose 6% in Hong Kong on Friday after its cloud computing "
+        "division reported faster than expected revenue growth.",
+    )
+    other = ("Tencent wins approval for new games", "Regulators approved a batch of titles.")
+    keys = story_keys(*wire, "https://a.example/wire")
+    stored = article(1, title=wire[0], published=T0)
+    with db.write() as conn:
+        StoryWriter().add(conn, [NewItem(stored, keys, ("alibaba",), ())], T0, upstream_id=None)
+    reader = StoryWriter()
+    for _ in range(2):  # from the stored sketch, then from the cache
+        with db.read() as conn:
+            (found,) = reader.candidates_many(conn, [(keys, T0)])
+        assert [(c.article_id, c.keys) for c in found] == [(stored.id, keys)]
+    items = [
+        NewItem(article(2, title=rewrite[0]), story_keys(*rewrite, "https://b.example/r"), (), ()),
+        NewItem(article(3, title=other[0]), story_keys(*other, "https://b.example/o"), (), ()),
+    ]
+    with db.write() as conn:
+        outcomes = StoryWriter().add(conn, items, T0, upstream_id=None)
+    assert [(o.article_id, o.duplicate) for o in outcomes] == [
+        (stored.id, True),
+        (article(3).id, False),
+    ]
+
+
 def test_story_candidate_queries_read_only_the_covering_index(tmp_path: Path) -> None:
     """Both candidate lookups (exact keys, and bands within the window) are answered from
     ``story_keys``'s covering index: never a scan, and never a visit to the table for

@@ -38,7 +38,7 @@ from feedbot.store import entries as store_entries
 from feedbot.store import outbox
 from feedbot.store.schema import articles as articles_table
 from feedbot.store.upstreams import StoredUpstream
-from feedbot.stories import NewItem, StoryWriter, key_digest
+from feedbot.stories import NewItem, StoryWriter, key_digest, pack_sketch
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ class EntryPlan:
     title_key: str | None
     keys: StoryKeys | None  # story keys, for relevant entries only
     sanitised: str | None  # the entry's sanitised content, made here for relevant entries
+    sketch: bytes = b""  # the story keys packed for the store, made here too
 
     @property
     def content(self) -> str:
@@ -120,7 +121,8 @@ def analyse(feed: FeedData, matcher: Matcher, upstream_topics: Sequence[str]) ->
         keys = story_keys(e.title, e.summary, e.link) if topics else None
         title_key = normalize_title(e.title)[:500] or None
         content = e.content if topics else None
-        plans.append(EntryPlan(e, entry_hash(e), topics, terms, title_key, keys, content))
+        sketch = pack_sketch(keys) if keys is not None else b""
+        plans.append(EntryPlan(e, entry_hash(e), topics, terms, title_key, keys, content, sketch))
     return plans
 
 
@@ -277,7 +279,7 @@ class Ingest:
             assert plan.keys is not None
             article_id = f"tag:{self.authority},2026:entry/{up.id}/{key_digest(plan.entry.key)}"
             article = self._article(article_id, plan, source, now)
-            items.append(NewItem(article, plan.keys, plan.topics, plan.terms))
+            items.append(NewItem(article, plan.keys, plan.topics, plan.terms, plan.sketch))
         outcomes = self.stories.add(conn, items, now, upstream_id=up.id)
         for (_, plan, backfill), outcome in zip(relevant, outcomes, strict=True):
             e = plan.entry

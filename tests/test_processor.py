@@ -201,3 +201,29 @@ def test_a_store_failure_reaches_every_poll_of_the_group_and_none_hangs(
             app.close()
     assert [type(r).__name__ for r in out] == ["StoreError"] * 3
     assert all(isinstance(r, PollResult) and r.outcome == "ok" for r in again)
+
+
+def test_each_new_story_is_stored_with_the_sketch_of_its_own_keys(
+    tmp_path: Path, db_url: str
+) -> None:
+    """Sketches are packed during analysis, before the write lock; each stored one is still
+    its own story's keys (and the keys a fresh writer reads back)."""
+    from feedbot.relevance.dedup import story_keys
+    from feedbot.store.schema import articles, story_sketches
+    from feedbot.stories import unpack_sketch
+
+    with LoopbackServer() as server:
+        app, jobs = _setup(tmp_path, server, ["a", "b"], db_url)
+        try:
+            results = app.poller.pipeline.cpu.local.process_many(jobs)
+            with app.db.read() as conn:
+                rows = conn.execute(
+                    select(articles.c.title, articles.c.summary, articles.c.link,
+                           story_sketches.c.sketch)
+                    .join(story_sketches, story_sketches.c.article_id == articles.c.id)
+                ).all()  # fmt: skip
+        finally:
+            app.close()
+    assert sum(r.new for r in results if isinstance(r, PollResult)) == len(rows) == 5  # b: reports
+    for r in rows:
+        assert unpack_sketch(bytes(r.sketch)) == story_keys(r.title, r.summary, r.link)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, cast, func, inspect, literal, select
+from sqlalchemy import Connection, cast, func, inspect, literal, select, text
 from sqlalchemy.dialects.postgresql import BIT
 
 from feedbot.models import ArticleData, Origin
@@ -174,24 +174,27 @@ def test_change_marker_reads_one_index_entry_per_table(tmp_path: Path) -> None:
     assert not [step for step in plan if step.startswith("SCAN") and step != "SCAN CONSTANT ROW"]
 
 
-def test_migration_0003_marks_existing_articles_as_changed_when_created(tmp_path: Path) -> None:
+def test_migration_0003_marks_existing_articles_as_changed_when_created(db_url: str) -> None:
     """A store made before change markers gets one for every article it holds."""
     from alembic import command
 
-    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
-    engine = db_module.make_engine(url)
+    engine = db_module.make_engine(db_url)
     cfg = db_module._alembic_config()
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "0002")
-        conn.exec_driver_sql(
-            "INSERT INTO articles (id, title, summary, content, authors, categories, published,"
-            " updated, content_hash, topics, matched_terms, created_at) VALUES ('a', 't', '',"
-            " '', '[]', '[]', '2026-01-01 00:00:00.000000', '2026-01-01 00:00:00.000000', 'h',"
-            " '[]', '[]', '2026-02-01 00:00:00.000000')"
+        zone = "+00:00" if conn.dialect.name == "postgresql" else ""  # SQLite: naive UTC text
+        day = {d: f"2026-0{d}-01 00:00:00.000000{zone}" for d in (1, 2)}
+        conn.execute(
+            text(
+                "INSERT INTO articles (id, title, summary, content, authors, categories,"
+                " published, updated, content_hash, topics, matched_terms, created_at) VALUES"
+                " ('a', 't', '', '', '[]', '[]', :jan, :jan, 'h', '[]', '[]', :feb)"
+            ),
+            {"jan": day[1], "feb": day[2]},
         )
     engine.dispose()
-    database = Database(url)  # migrates to the head
+    database = Database(db_url)  # migrates to the head
     try:
         with database.read() as conn:
             assert store.change_marker(conn) == (datetime(2026, 2, 1, tzinfo=UTC), None)

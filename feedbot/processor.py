@@ -57,6 +57,12 @@ class PollResult:
     notes: tuple[str, ...] = field(default=())
 
 
+# A worker process's page cache (SQLite; its one busy connection). One write transaction
+# of a group commit (8 first polls) touches more pages than SQLite's default 2 MiB holds;
+# with 8 MiB it holds the write lock about a tenth less long (docs/architecture.md).
+WORKER_CACHE_KIB = 8 * 1024
+
+
 @dataclass(frozen=True, slots=True)
 class ProcessorRecipe:
     """Everything a worker process needs to build its own ``Processor`` (picklable)."""
@@ -72,7 +78,9 @@ class ProcessorRecipe:
         """A processor over *db* (the polling process's own), else over a new connection
         pool to ``database_url`` (a worker process's, which reads before it writes)."""
         return Processor(
-            db or Database(self.database_url, apply_migrations=False),
+            db or Database(
+                self.database_url, apply_migrations=False, cache_kib=WORKER_CACHE_KIB
+            ),
             matcher or Matcher(self.specs),
             webhooks=self.webhooks, authority=self.authority,
             bounds=self.bounds, max_failures=self.max_failures, read_first=db is None,

@@ -227,3 +227,18 @@ def test_each_new_story_is_stored_with_the_sketch_of_its_own_keys(
     assert sum(r.new for r in results if isinstance(r, PollResult)) == len(rows) == 5  # b: reports
     for r in rows:
         assert unpack_sketch(bytes(r.sketch)) == story_keys(r.title, r.summary, r.link)
+
+
+def test_worker_processes_write_with_a_larger_sqlite_page_cache(tmp_path: Path) -> None:
+    """A worker's Processor (built from its recipe) reads and writes through an 8 MiB page
+    cache; the polling process keeps SQLite's default, as it may hold many connections."""
+    app = App(config_from_mapping({}, base_dir=tmp_path, env={}))
+    worker = app.poller.pipeline.cpu.recipe.build()
+    try:
+        with worker.db.write() as conn:
+            assert conn.exec_driver_sql("PRAGMA cache_size").scalar_one() == -8192
+        with app.db.read() as conn:
+            assert conn.exec_driver_sql("PRAGMA cache_size").scalar_one() == -2000
+    finally:
+        worker.db.close()
+        app.close()

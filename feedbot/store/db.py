@@ -47,12 +47,14 @@ def mask_db_url(url: str) -> str:
         return url.split(":", 1)[0] + "://…"
 
 
-def _sqlite_setup(engine: Engine) -> None:
+def _sqlite_setup(engine: Engine, cache_kib: int | None) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if cache_kib is not None:
+            cur.execute(f"PRAGMA cache_size = -{int(cache_kib)}")
         cur.execute("PRAGMA journal_mode = WAL")
         cur.execute("PRAGMA synchronous = NORMAL")
         cur.execute("PRAGMA wal_autocheckpoint = 0")  # Database.write checkpoints instead
@@ -67,8 +69,9 @@ def _sqlite_setup(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
 
-def make_engine(url: str) -> Engine:
-    """Create an engine; for SQLite files, the parent folder is created."""
+def make_engine(url: str, *, cache_kib: int | None = None) -> Engine:
+    """Create an engine; for SQLite files, the parent folder is created, and *cache_kib*
+    sets each connection's page cache (SQLite's default is 2 MiB)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         db = parsed.database
@@ -84,7 +87,7 @@ def make_engine(url: str) -> Engine:
             max_overflow=12,
             pool_use_lifo=True,
         )
-        _sqlite_setup(engine)
+        _sqlite_setup(engine, cache_kib)
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
@@ -216,13 +219,15 @@ class _Checkpointer:
 class Database:
     """Owns the engine; hands out read and write transactions."""
 
-    def __init__(self, url: str, *, apply_migrations: bool = True) -> None:
+    def __init__(
+        self, url: str, *, apply_migrations: bool = True, cache_kib: int | None = None
+    ) -> None:
         self.url = url
         self.display_url = mask_db_url(url)
         self._writer: _WriterQueue | None = None
         self._checkpoints: _Checkpointer | None = None
         try:
-            self.engine = make_engine(url)
+            self.engine = make_engine(url, cache_kib=cache_kib)
             if self.engine.dialect.name == "sqlite":
                 database = make_url(url).database
                 self._writer = _WriterQueue(database)

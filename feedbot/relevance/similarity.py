@@ -297,9 +297,10 @@ def hamming(a: int, b: int) -> int:
 
 
 def jaccard(a: frozenset[int], b: frozenset[int]) -> float:
-    """|a ∩ b| / |a ∪ b|; 0.0 when both are empty."""
-    union = len(a | b)
-    return len(a & b) / union if union else 0.0
+    """|a ∩ b| / |a ∪ b|; 0.0 when both are empty (the union is counted, never built)."""
+    common = len(a & b)
+    union = len(a) + len(b) - common
+    return common / union if union else 0.0
 
 
 def band_keys(value: int) -> tuple[str, ...]:

@@ -227,14 +227,15 @@ def story_candidates(
         for r in rows:
             for i in wanted[r.key]:
                 out[i][r.article_id] = (r.simhash % (1 << 64), r.published)
-    near = _near_statement(conn.dialect.name)
     for i, q in enumerate(queries):
         if not q.bands:
             continue
-        params = {
-            "keys": list(q.bands), "since": q.published - window, "until": q.published + window,
-            "simhash": signed64(q.simhash), "bits": near_bits, "limit": limit,
-        }  # fmt: skip
+        near = _near_statement(conn.dialect.name, len(q.bands))
+        params: dict[str, Any] = {f"k{n}": key for n, key in enumerate(q.bands)}
+        params.update(
+            since=q.published - window, until=q.published + window,
+            simhash=signed64(q.simhash), bits=near_bits, limit=limit,
+        )  # fmt: skip
         for n in conn.execute(near, params):
             out[i].setdefault(n.article_id, (n.simhash % (1 << 64), n.published))
     return out
@@ -249,12 +250,14 @@ _EXACT = (
 
 
 @cache
-def _near_statement(dialect: str) -> Select[tuple[str, int, datetime]]:
-    """Built once per dialect, so that SQLAlchemy compiles it once."""
+def _near_statement(dialect: str, bands: int) -> Select[tuple[str, int, datetime]]:
+    """Built once per dialect and number of band keys (always ``BANDS``), so that
+    SQLAlchemy compiles it once: one parameter per key (``k0``, ``k1``…), not an expanding
+    list, whose SQL would be rendered again for every item."""
     return (
         select(*_CANDIDATE_COLUMNS)
         .where(
-            story_keys.c.key.in_(bindparam("keys", expanding=True)),
+            story_keys.c.key.in_([bindparam(f"k{n}") for n in range(bands)]),
             story_keys.c.published.between(bindparam("since"), bindparam("until")),
             hamming(dialect, story_keys.c.simhash, bindparam("simhash", type_=BigInteger))
             <= bindparam("bits"),

@@ -93,8 +93,8 @@ class SketchCache:
             self._items.pop(article_id, None)
 
 
-# Story keys without their shingles and vocabulary, then those as arrays of ids: a quarter
-# of the memory of the sets, which ``expand`` makes again when the keys are compared.
+# Story keys without their shingles and vocabulary, then those as arrays of 32-bit ids
+# (far smaller than sets of ints), which ``expand`` makes into sets again for comparing.
 Compact: TypeAlias = "tuple[StoryKeys, array[int], array[int]]"
 
 
@@ -106,8 +106,9 @@ def compact(keys: StoryKeys) -> Compact:
 def expand(item: Compact) -> StoryKeys:
     head, shingles, vocab = item
     return StoryKeys(
-        head.url_key, head.title_key, head.simhash, head.bands,
-        frozenset(shingles), head.names, frozenset(vocab),
+        url_key=head.url_key, title_key=head.title_key, simhash=head.simhash,
+        bands=head.bands, shingles=frozenset(shingles), names=head.names,
+        vocab=frozenset(vocab),
     )  # fmt: skip
 
 
@@ -281,7 +282,10 @@ def unpack_compact(packed: bytes) -> Compact | None:
         return None
     if sys.byteorder == "big":
         ids.byteswap()
-    head = StoryKeys(url_key, title_key, simhash, tuple(bands), frozenset(), frozenset(names))
+    head = StoryKeys(
+        url_key=url_key, title_key=title_key, simhash=simhash, bands=tuple(bands),
+        shingles=frozenset(), names=frozenset(names),
+    )  # fmt: skip
     return head, ids[:count], ids[count:]
 
 

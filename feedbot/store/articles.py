@@ -243,12 +243,6 @@ def count_articles(conn: Connection) -> int:
     return int(conn.execute(select(func.count()).select_from(articles)).scalar_one())
 
 
-def latest_change(conn: Connection) -> datetime | None:
-    """The newest ``updated`` in the store: cheap change detection for publishing."""
-    value = conn.execute(select(func.max(articles.c.updated))).scalar_one_or_none()
-    return value if isinstance(value, datetime) else None
-
-
 CHANGE_MARKER = select(
     select(func.max(articles.c.changed_at)).scalar_subquery(),
     select(func.max(article_reports.c.seen_at)).scalar_subquery(),

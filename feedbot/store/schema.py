@@ -85,7 +85,8 @@ articles = Table(
     Column("upstream_id", Integer, ForeignKey("upstreams.id", ondelete="SET NULL")),
     Column("created_at", UTCDateTime, nullable=False),
     # when feedbot last wrote the row (added or changed): its max is the publisher's change
-    # check, one index lookup however large the store (NULL only for rows older than it)
+    # check, one index lookup however large the store (migration 0003 set it to created_at;
+    # NULL only for a row written by another tool)
     Column("changed_at", UTCDateTime),
     Index(None, "updated", "id"),
     Index(None, "changed_at"),

@@ -1,7 +1,8 @@
 """Polling benchmark: feedbot against the ``reader`` library on the same loopback upstream.
 
     .venv/bin/python bench/poll.py [--feeds 1000] [--latency-ms 50] [--workers 16]
-        [--connections 64] [--hosts 32] [--per-host 2] [--skip-reader] [--memory-feeds 10000]
+        [--connections 64] [--hosts 32] [--per-host 2] [--processes N] [--skip-reader]
+        [--memory-feeds 10000]
         [--profile-feeds 200] [--profile-phase first|304]
 
 One upstream process (bench/poll_server.py) serves every feed, spread round-robin over

@@ -54,7 +54,7 @@ class EntryPlan:
     title_key: str | None
     keys: StoryKeys | None  # story keys, for relevant entries only
     sanitised: str | None  # the entry's sanitised content, made here for relevant entries
-    sketch: bytes = b""  # the story keys packed for the store, made here too
+    sketch: bytes  # the story keys packed for the store (b"" without keys), made here too
 
     @property
     def content(self) -> str:

@@ -121,7 +121,7 @@ class NewItem:
     keys: StoryKeys
     topics: tuple[str, ...]
     terms: tuple[str, ...]
-    sketch: bytes = b""  # ``pack_sketch(keys)`` when made before the write lock; else made here
+    sketch: bytes  # ``pack_sketch(keys)``, made before the write lock (``ingest.analyse``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,9 +165,7 @@ class StoryWriter:
             conn, [(i.article, i.topics, i.terms) for i in fresh], now, upstream_id=upstream_id
         )
         added = [i for i, change in zip(fresh, changes, strict=True) if change == "added"]
-        store_entries.add_sketches(
-            conn, [(i.article.id, i.sketch or pack_sketch(i.keys)) for i in added]
-        )
+        store_entries.add_sketches(conn, [(i.article.id, i.sketch) for i in added])
         store_entries.add_story_keys_many(conn, [
             (i.article.id, story_index_keys(i.keys), i.keys.simhash, i.article.published)
             for i in added

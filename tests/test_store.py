@@ -15,6 +15,7 @@ from sqlalchemy import Connection, cast, func, inspect, literal, select, text
 from sqlalchemy.dialects.postgresql import BIT
 
 from feedbot.models import ArticleData, Origin
+from feedbot.relevance.dedup import StoryKeys
 from feedbot.store import articles as store
 from feedbot.store import db as db_module
 from feedbot.store.db import Database, mask_db_url
@@ -285,7 +286,10 @@ def test_a_story_stored_by_one_writer_is_found_by_another_from_its_sketch(db: Da
     was stored with, read from its sketch, then again from its cache; a rewrite of the
     story is its duplicate, a different story is new."""
     from feedbot.relevance.dedup import story_keys
-    from feedbot.stories import NewItem, StoryWriter
+    from feedbot.stories import NewItem, StoryWriter, pack_sketch
+
+    def item(story: ArticleData, keys: StoryKeys, topics: tuple[str, ...] = ()) -> NewItem:
+        return NewItem(story, keys, topics, (), pack_sketch(keys))
 
     wire = (
         "Alibaba shares jump after cloud unit beats forecasts",
@@ -301,15 +305,15 @@ def test_a_story_stored_by_one_writer_is_found_by_another_from_its_sketch(db: Da
     keys = story_keys(*wire, "https://a.example/wire")
     stored = article(1, title=wire[0], published=T0)
     with db.write() as conn:
-        StoryWriter().add(conn, [NewItem(stored, keys, ("alibaba",), ())], T0, upstream_id=None)
+        StoryWriter().add(conn, [item(stored, keys, ("alibaba",))], T0, upstream_id=None)
     reader = StoryWriter()
     for _ in range(2):  # from the stored sketch, then from the cache
         with db.read() as conn:
             (found,) = reader.candidates_many(conn, [(keys, T0)])
         assert [(c.article_id, c.keys) for c in found] == [(stored.id, keys)]
     items = [
-        NewItem(article(2, title=rewrite[0]), story_keys(*rewrite, "https://b.example/r"), (), ()),
-        NewItem(article(3, title=other[0]), story_keys(*other, "https://b.example/o"), (), ()),
+        item(article(2, title=rewrite[0]), story_keys(*rewrite, "https://b.example/r")),
+        item(article(3, title=other[0]), story_keys(*other, "https://b.example/o")),
     ]
     with db.write() as conn:
         outcomes = StoryWriter().add(conn, items, T0, upstream_id=None)

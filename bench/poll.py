@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from poll_server import ENTRIES, feed_url
+from poll_server import ENTRIES, STYLES, feed_url
 from poll_workers import PhaseResult
 
 HERE = Path(__file__).resolve().parent
@@ -60,11 +60,17 @@ class ChildRun:
 
 @contextmanager
 def upstream_server(
-    feeds: int, hosts: int, latency_ms: float, log: Path, *, pregenerate: int = 0
+    feeds: int,
+    hosts: int,
+    latency_ms: float,
+    log: Path,
+    *,
+    pregenerate: int = 0,
+    style: str = "news",
 ) -> Iterator[Upstream]:
     """Start bench/poll_server.py; closing its stdin on exit (also on errors) stops it."""
     cmd = [sys.executable, str(HERE / "poll_server.py"), "--feeds", str(feeds)]
-    cmd += ["--pregenerate", str(pregenerate)]
+    cmd += ["--pregenerate", str(pregenerate), "--style", style]
     cmd += ["--hosts", str(hosts), "--latency-ms", str(latency_ms)]
     with log.open("wb") as err:
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err)
@@ -277,6 +283,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile-feeds", type=int, default=0, help="0 skips profiling")
     parser.add_argument("--profile-phase", choices=("first", "304"), default="first")
     parser.add_argument("--workdir", type=Path, help="kept afterwards (default: a temp dir)")
+    parser.add_argument(
+        "--style", choices=STYLES, default="news",
+        help="the feeds' markup (bench/poll_server.py): news (default) or light",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="feedbot-bench-") as tmp:
         work = args.workdir or Path(tmp)
@@ -284,10 +294,16 @@ def main(argv: list[str] | None = None) -> None:
         served = max(args.feeds, args.memory_feeds, args.profile_feeds)
         print(f"upstream: {served} feeds over {args.hosts} loopback addresses, "
               f"{args.latency_ms:g} ms latency; {args.workers} workers; feedbot per_host "
-              f"{args.per_host}, connections {args.connections}; work in {work}", flush=True)  # fmt: skip
+              f"{args.per_host}, connections {args.connections}; {args.style} markup; "
+              f"work in {work}", flush=True)  # fmt: skip
         ready = max(args.feeds, args.profile_feeds)  # 50-entry bodies, made before serving
         with upstream_server(
-            served, args.hosts, args.latency_ms, work / "server.log", pregenerate=ready
+            served,
+            args.hosts,
+            args.latency_ms,
+            work / "server.log",
+            pregenerate=ready,
+            style=args.style,
         ) as up:
             runs: list[tuple[str, ChildRun]] = []
             reader = None

@@ -38,11 +38,14 @@ from xml.sax.saxutils import escape
 ENTRIES = 50
 WIRE_STORIES = 500
 POOL = 4000  # paragraphs per language
-BUDGET = 2500  # bytes of paragraphs per item
+BUDGET = 2500  # bytes of paragraphs per item (light style)
+NEWS_BUDGET = 600  # the news style spends the rest on its figure, excerpt and links
+STYLES = ("news", "light")
 LAST_MODIFIED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 _NEWEST = LAST_MODIFIED - timedelta(minutes=5)
 _FEED_PATH = re.compile(r"^/feeds/(\d+)\.xml$")
 _ENTRIES_QUERY = re.compile(r"entries=(\d+)")
+_TAG = re.compile(r"<[^>]*>")
 
 
 def _vocabulary(words: str) -> tuple[str, ...]:
@@ -149,20 +152,66 @@ def _paragraph(rng: random.Random, lang: str) -> str:
     return "<p>" + " ".join(sentences) + "</p>"
 
 
+def _inline(rng: random.Random, lang: str, words: list[str]) -> str:
+    """*words* marked up the way news CMSs mark up body text: a link or emphasis."""
+    text = ("" if lang == "zh" else " ").join(words)
+    kind = rng.random()
+    if kind < 0.55:
+        slug = rng.randrange(100_000)
+        return (
+            f'<a href="https://news.example.invalid/{lang}/topics/{slug}/" '
+            f'rel="noopener" target="_blank">{text}</a>'
+        )
+    if kind < 0.8:
+        return f"<em>{text}</em>"
+    return f"<strong>{text}</strong>"
+
+
+def _news_sentence(rng: random.Random, lang: str) -> str:
+    """A sentence with two marked-up phrases of one to three words, one in each half."""
+    k = rng.randint(9, 18)
+    words = rng.choices(_COMMON[lang], k=k // 2) + rng.choices(_WORDS[lang], k=k - k // 2)
+    rng.shuffle(words)
+    half = k // 2
+    spans = [
+        (i, i + rng.randint(1, 3))
+        for i in (rng.randrange(half - 2), half + rng.randrange(half - 2))
+    ]
+    parts: list[str] = []
+    at = 0
+    for start, end in spans:
+        parts += words[at:start]
+        parts.append(_inline(rng, lang, words[start:end]))
+        at = end
+    parts += words[at:]
+    if lang == "zh":
+        return "".join(parts) + "。"
+    text = " ".join(parts)
+    return (text[0].upper() + text[1:] if text[0] != "<" else text) + "."
+
+
+def _news_paragraph(rng: random.Random, lang: str) -> str:
+    """A body paragraph with inline links and emphasis (about one tag per 80 bytes of the
+    item, as in the real news feeds of the shared corpus; the light style has one per 140)."""
+    sentences = [_news_sentence(rng, lang) for _ in range(rng.randint(2, 4))]
+    return f'<p class="article-body__paragraph">{" ".join(sentences)}</p>'
+
+
 @functools.cache
-def _pool(lang: str) -> tuple[tuple[str, int], ...]:
+def _pool(lang: str, style: str = "light") -> tuple[tuple[str, int], ...]:
     """Paragraphs (with their UTF-8 size) that items draw from, so serving stays cheap."""
-    rng = random.Random(f"pool-{lang}")
+    rng = random.Random(f"pool-{lang}" if style == "light" else f"pool-{lang}-{style}")
+    make = _paragraph if style == "light" else _news_paragraph
     out = []
     for _ in range(POOL):
-        para = _paragraph(rng, lang)
+        para = make(rng, lang)
         out.append((para, len(para.encode("utf-8"))))
     return tuple(out)
 
 
-def _paragraphs(rng: random.Random, lang: str, budget: int) -> list[str]:
+def _paragraphs(rng: random.Random, lang: str, budget: int, style: str = "light") -> list[str]:
     """Paragraphs drawn from the pool until about *budget* bytes of HTML."""
-    pool = _pool(lang)
+    pool = _pool(lang, style)
     out: list[str] = []
     size = 0
     while size < budget:
@@ -172,26 +221,29 @@ def _paragraphs(rng: random.Random, lang: str, budget: int) -> list[str]:
     return out
 
 
-def _item(feed: int, n: int, lang: str) -> str:
+def _item(feed: int, n: int, lang: str, style: str = "light") -> str:
     rng = random.Random(feed * 100_003 + n)
     published = _NEWEST - timedelta(hours=n, minutes=feed % 60)
+    budget = BUDGET if style == "light" else NEWS_BUDGET
     if rng.random() < 0.1:  # a wire story several feeds carry
         story = rng.randrange(WIRE_STORIES)
         srng = random.Random(1_000_000_007 + story)
         slang = _LANGS[story % len(_LANGS)]
         title = f"Wire {story}: " + _sentence(srng, slang)[:-1]
-        paras = _paragraphs(srng, slang, BUDGET)
+        paras = _paragraphs(srng, slang, budget, style)
         if story % 5 == 0:
             paras.insert(1, f"<p>{srng.choice(_MENTIONS[slang])}</p>")
         link = f"https://wire.example.invalid/story/{story}?utm_source=feed{feed}&utm_medium=rss"
         guid = f"feed{feed}-wire{story}"
     else:
         title = f"{_sentence(rng, lang)[:-1]} ({feed}-{n})"
-        paras = _paragraphs(rng, lang, BUDGET)
+        paras = _paragraphs(rng, lang, budget, style)
         if rng.random() < 0.15:  # relevance has work to do
             paras.insert(rng.randrange(len(paras)), f"<p>{rng.choice(_MENTIONS[lang])}</p>")
         link = f"https://news{feed % 97}.example.invalid/{lang}/{feed}/{n}.html"
         guid = link if rng.random() < 0.5 else f"urn:bench:{feed}:{n}"
+    if style == "news":
+        return _news_item(rng, feed, n, lang, title, link, guid, paras, published)
     img = f'<img src="/img/{feed}/{n}.jpg" alt="figure {n}" width="640" height="360">'
     extra = f"<script>track({feed},{n})</script>" if rng.random() < 0.2 else ""
     body = paras[0] + img + "".join(paras[1:]) + extra
@@ -206,14 +258,89 @@ def _item(feed: int, n: int, lang: str) -> str:
     )
 
 
-def make_feed(index: int, entries: int = ENTRIES) -> bytes:
-    """Feed *index* as RSS 2.0 bytes; the same index always gives the same document."""
+def _news_item(
+    rng: random.Random,
+    feed: int,
+    n: int,
+    lang: str,
+    title: str,
+    link: str,
+    guid: str,
+    paras: list[str],
+    published: datetime,
+) -> str:
+    """An item as a news CMS writes it: an excerpt in ``description``, the article in
+    ``content:encoded`` (a figure with a srcset, a subheading, now and then a list or an
+    embed, share links and a tracking pixel) and its image in ``media:content``."""
+    site = f"https://news{feed % 97}.example.invalid/"
+    image = f"https://cdn.example.invalid/{feed}/{n}"
+    caption = escape(_sentence(rng, lang))
+    plain = _TAG.sub("", paras[0])
+    teaser = plain[:60] if lang == "zh" else plain[:160].rsplit(" ", 1)[0]
+    excerpt = f'<p>{teaser} [&#8230;]</p><p><a href="{site}">Bench news {feed}</a></p>'
+
+    figure = (
+        '<figure class="wp-block-image size-large"><img decoding="async" loading="lazy" '
+        f'width="1024" height="576" src="{image}-1024x576.jpg" alt="" '
+        f'class="wp-image-{feed * 100 + n}" srcset="{image}-1024x576.jpg 1024w, '
+        f'{image}-300x169.jpg 300w, {image}-768x432.jpg 768w" '
+        'sizes="(max-width: 1024px) 100vw, 1024px" />'
+        f'<figcaption class="wp-element-caption">{caption}</figcaption></figure>'
+    )
+    blocks = [paras[0], figure, *paras[1:]]
+    if len(blocks) > 3:
+        heading = escape(_sentence(rng, lang)[:-1])
+        blocks.insert(3, f'<h2 class="wp-block-heading">{heading}</h2>')
+    if rng.random() < 0.3:
+        points = "".join(f"<li>{escape(_sentence(rng, lang))}</li>" for _ in range(3))
+        blocks.insert(len(blocks) - 1, f'<ul class="wp-block-list">{points}</ul>')
+    if rng.random() < 0.2:
+        blocks.append(
+            '<blockquote class="embed-post"><p lang="en" dir="ltr">'
+            f'<a href="https://social.example.invalid/status/{feed}{n}">{caption}</a>'
+            '</p></blockquote><script async src="https://social.example.invalid/widgets.js" '
+            'charset="utf-8"></script>'
+        )
+    share = "".join(
+        f'<a href="https://{net}.example.invalid/share?u={escape(link)}" '
+        f'title="Share on {net}" rel="nofollow">{net}</a> '
+        for net in ("social", "mail")
+    )
+    blocks.append(f'<p class="share-links">{share}</p>')
+    blocks.append(
+        f'<img src="https://pixel.example.invalid/{feed}/{n}.gif" height="1" width="1" alt="" />'
+    )
+    categories = "".join(
+        f"<category><![CDATA[{w}]]></category>" for w in rng.sample(_WORDS[lang], 3)
+    )
+    permalink = "true" if guid == link else "false"
+    return (
+        f"<item><title>{escape(title)}</title><link>{escape(link)}</link>"
+        f"<dc:creator><![CDATA[Desk {rng.randrange(20)}]]></dc:creator>"
+        f"<pubDate>{format_datetime(published)}</pubDate>{categories}"
+        f'<guid isPermaLink="{permalink}">{escape(guid)}</guid>'
+        f"<description><![CDATA[{excerpt}]]></description>"
+        f"<content:encoded><![CDATA[{''.join(blocks)}]]></content:encoded>"
+        f'<media:content url="{image}-1024x576.jpg" medium="image" width="1024" height="576">'
+        f'<media:title type="plain">{caption}</media:title></media:content></item>\n'
+    )
+
+
+def make_feed(index: int, entries: int = ENTRIES, style: str = "news") -> bytes:
+    """Feed *index* as RSS 2.0 bytes; the same index and style always give the same
+    document."""
     lang = _LANGS[index % len(_LANGS)]
-    items = "".join(_item(index, n, lang) for n in range(entries))
+    items = "".join(_item(index, n, lang, style) for n in range(entries))
     language = {"en": "en-us", "fr": "fr-fr", "zh": "zh-cn"}[lang]
+    namespaces = 'xmlns:dc="http://purl.org/dc/elements/1.1/"'
+    if style == "news":
+        namespaces += (
+            ' xmlns:content="http://purl.org/rss/1.0/modules/content/"'
+            ' xmlns:media="http://search.yahoo.com/mrss/"'
+        )
     doc = (
         '<?xml version="1.0" encoding="utf-8"?>\n'
-        '<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/">\n'
+        f'<rss version="2.0" {namespaces}>\n'
         f"<channel><title>Bench news {index}</title>"
         f"<link>https://news{index % 97}.example.invalid/</link>"
         f"<description>Generated feed {index}</description><language>{language}</language>"
@@ -256,7 +383,11 @@ def not_modified(headers: object, tag: str, last_modified: datetime = LAST_MODIF
 
 
 def make_handler(
-    feeds: int, latency: float, stats: _Stats, ready: dict[int, bytes] | None = None
+    feeds: int,
+    latency: float,
+    stats: _Stats,
+    ready: dict[int, bytes] | None = None,
+    style: str = "news",
 ) -> type[BaseHTTPRequestHandler]:
     """*ready* holds bodies made in advance (``ENTRIES`` entries, by feed index)."""
     ready = ready or {}
@@ -288,7 +419,7 @@ def make_handler(
                 return
             body = ready.get(index) if entries == ENTRIES else None
             if body is None:
-                body = make_feed(index, entries)
+                body = make_feed(index, entries, style)
             self._send(200, body, "application/rss+xml; charset=utf-8", headers)
 
         def _send(
@@ -353,12 +484,17 @@ def main(argv: list[str] | None = None) -> None:
         "--pregenerate", type=int, default=0,
         help="make the first N feeds' bodies before serving (like static files)",
     )  # fmt: skip
+    parser.add_argument(
+        "--style", choices=STYLES, default="news",
+        help="news: markup as dense as the shared corpus's news feeds; light: the earlier, "
+        "lighter markup (figures before 2026-12-05)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     for lang in _WORDS:
-        _pool(lang)
+        _pool(lang, args.style)
     stats = _Stats()
-    bodies = {i: make_feed(i) for i in range(min(args.pregenerate, args.feeds))}
-    handler = make_handler(args.feeds, args.latency_ms / 1000, stats, bodies)
+    bodies = {i: make_feed(i, style=args.style) for i in range(min(args.pregenerate, args.feeds))}
+    handler = make_handler(args.feeds, args.latency_ms / 1000, stats, bodies, args.style)
     servers = bind_all(args.hosts, handler)
     threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in servers]
     for t in threads:

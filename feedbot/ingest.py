@@ -38,7 +38,7 @@ from feedbot.store import entries as store_entries
 from feedbot.store import outbox
 from feedbot.store.schema import articles as articles_table
 from feedbot.store.upstreams import StoredUpstream
-from feedbot.stories import NewItem, StoryWriter, key_digest, pack_sketch
+from feedbot.stories import SKETCHES, NewItem, StoryWriter, key_digest, pack_sketch
 
 log = logging.getLogger(__name__)
 
@@ -129,10 +129,12 @@ def analyse(feed: FeedData, matcher: Matcher, upstream_topics: Sequence[str]) ->
 class Ingest:
     """The write half; one instance is shared by every poll worker."""
 
-    def __init__(self, webhooks: Sequence[WebhookConfig], authority: str) -> None:
+    def __init__(
+        self, webhooks: Sequence[WebhookConfig], authority: str, *, sketches: int = SKETCHES
+    ) -> None:
         self.webhooks = tuple(webhooks)
         self.authority = authority
-        self.stories = StoryWriter()
+        self.stories = StoryWriter(sketches)
 
     @staticmethod
     def look_up(conn: Connection, up: StoredUpstream, plans: Sequence[EntryPlan]) -> Known:

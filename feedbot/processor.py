@@ -32,6 +32,7 @@ from feedbot.relevance.topics import Matcher, TopicSpec
 from feedbot.store import upstreams as store_upstreams
 from feedbot.store.db import Database
 from feedbot.store.upstreams import StoredUpstream
+from feedbot.stories import SKETCHES
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,10 @@ class PollResult:
 # of a group commit (8 first polls) touches more pages than SQLite's default 2 MiB holds;
 # with 8 MiB it holds the write lock about a tenth less long (docs/architecture.md).
 WORKER_CACHE_KIB = 8 * 1024
+# A worker process's sketch cache (stories): a first poll of many feeds compares each new
+# story with stories stored by every worker, and a miss reads and unpacks a stored sketch
+# inside the write lock. 4,096 compact sketches are about 9 MiB (docs/architecture.md).
+WORKER_SKETCHES = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +89,7 @@ class ProcessorRecipe:
             matcher or Matcher(self.specs),
             webhooks=self.webhooks, authority=self.authority,
             bounds=self.bounds, max_failures=self.max_failures, read_first=db is None,
+            sketches=WORKER_SKETCHES if db is None else SKETCHES,
         )  # fmt: skip
 
 
@@ -101,10 +107,11 @@ class Processor:
         max_failures: int,
         rand: random.Random | None = None,
         read_first: bool = False,
+        sketches: int = SKETCHES,
     ) -> None:
         self.db = db
         self.matcher = matcher
-        self.ingest = Ingest(webhooks, authority)
+        self.ingest = Ingest(webhooks, authority, sketches=sketches)
         self.bounds = bounds
         self.max_failures = max_failures
         self.rand = rand or random.Random()

@@ -38,6 +38,7 @@ from feedbot.store.schema import articles as articles_table
 # this close: unrelated texts sit ~32 bits apart, rewrites of one story 12-18 (docs/dedup.md).
 NEAR_HAMMING = 20
 CANDIDATES_PER_ITEM = 200
+SKETCHES = 256  # sketches a process keeps by default (see SketchCache)
 
 
 def key_digest(text: str) -> str:
@@ -66,7 +67,7 @@ class SketchCache:
     sketch read from the store goes in as the arrays it was unpacked to (``put_compact``).
     """
 
-    def __init__(self, size: int = 256) -> None:
+    def __init__(self, size: int = SKETCHES) -> None:
         self.size = size
         self._items: OrderedDict[str, Compact] = OrderedDict()
         self._lock = threading.Lock()
@@ -136,8 +137,8 @@ class Outcome:
 class StoryWriter:
     """Deduplicates and stores new items; one instance is shared by every poll worker."""
 
-    def __init__(self) -> None:
-        self.sketches = SketchCache()
+    def __init__(self, sketches: int = SKETCHES) -> None:
+        self.sketches = SketchCache(sketches)
 
     def add(
         self, conn: Connection, items: Sequence[NewItem], now: datetime, *, upstream_id: int

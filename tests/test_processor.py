@@ -242,3 +242,67 @@ def test_worker_processes_write_with_a_larger_sqlite_page_cache(tmp_path: Path) 
     finally:
         worker.db.close()
         app.close()
+
+
+def test_a_worker_remembers_more_story_sketches_than_the_polling_process(
+    tmp_path: Path,
+) -> None:
+    """A worker's processor keeps the sketches of the last 4,096 stories it wrote or read,
+    the polling process's the last 256: a story stored 300 stories ago is compared from a
+    worker's memory, with no read of its stored sketch inside the write lock, and from
+    the store in the polling process."""
+    import random
+    from datetime import UTC, datetime
+
+    from feedbot.models import ArticleData
+    from feedbot.relevance.dedup import story_keys
+    from feedbot.store.schema import story_sketches
+    from feedbot.stories import NewItem, pack_sketch
+
+    rng = random.Random(7)
+    words = [f"w{n}" for n in range(2000)]
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def story(n: int) -> NewItem:
+        title = f"Story {n}: " + " ".join(rng.sample(words, 8))
+        summary = " ".join(rng.sample(words, 30))
+        link = f"https://example.org/{n}"
+        keys = story_keys(title, summary, link)
+        art = ArticleData(
+            id=f"tag:test.example,2026:s/{n}", title=title, summary=summary, content="",
+            link=link, authors=(), language="en", categories=(), published=t0, updated=t0,
+        )  # fmt: skip
+        return NewItem(art, keys, ("alibaba",), (), pack_sketch(keys))
+
+    app = App(config_from_mapping({}, base_dir=tmp_path, env={}))
+    worker = app.poller.pipeline.cpu.recipe.build()
+    reads: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and story_sketches.name in statement:
+            reads.append(statement)
+
+    try:
+        for name, proc, offset in (
+            ("worker", worker, 0),
+            ("poller", app.poller.pipeline.cpu.local, 1000),
+        ):
+            items = [story(offset + n) for n in range(300)]
+            writer = proc.ingest.stories
+            with proc.db.write() as conn:
+                outcomes = writer.add(conn, items, t0, upstream_id=None)
+            assert not any(o.duplicate for o in outcomes), name
+            reads.clear()
+            event.listen(proc.db.engine, "before_cursor_execute", count)
+            try:
+                with proc.db.read() as conn:
+                    (found,) = writer.candidates_many(conn, [(items[0].keys, t0)])
+            finally:
+                event.remove(proc.db.engine, "before_cursor_execute", count)
+            assert [(c.article_id, c.keys) for c in found] == [
+                (items[0].article.id, items[0].keys)
+            ], name
+            assert len(reads) == (0 if name == "worker" else 1), name
+    finally:
+        worker.db.close()
+        app.close()

@@ -389,3 +389,48 @@ def test_story_candidates_filter_bands_by_date_and_hamming_in_the_database(db: D
     assert set(found) == {ids[0], ids[1], ids[4]}
     assert found[ids[1]][0] == flip3  # unsigned again
     assert sql_distance == hamming64(-5, 3) == 61
+
+
+def test_sqlite_timestamps_are_stored_as_sqlalchemy_stores_them(tmp_path: Path) -> None:
+    """On SQLite, ``UTCDateTime`` writes the text SQLAlchemy's own DATETIME writes, so
+    stores written before compare and sort the same; values come back aware UTC, also
+    those written without microseconds or by other tools."""
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy import Column, Integer, MetaData, Table, create_engine, insert
+    from sqlalchemy.dialects import sqlite
+
+    from feedbot.store.schema import UTCDateTime
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'times.sqlite3'}")
+    table = Table(
+        "t", MetaData(), Column("id", Integer, primary_key=True), Column("at", UTCDateTime)
+    )
+    table.metadata.create_all(engine)
+    values = [
+        datetime(2026, 1, 31, 12, 0, tzinfo=UTC),
+        datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
+        datetime(2026, 3, 1, 1, 2, 3, 999_999, tzinfo=UTC),
+        datetime(2026, 7, 1, 8, 0, tzinfo=ZoneInfo("Asia/Shanghai")),
+    ]
+    sqlalchemys = sqlite.DATETIME().bind_processor(engine.dialect)
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(table), [{"id": n, "at": v} for n, v in enumerate(values)])
+            conn.exec_driver_sql("INSERT INTO t (id, at) VALUES (9, '2026-05-01 10:00:00')")
+            stored = [r[0] for r in conn.exec_driver_sql("SELECT at FROM t ORDER BY id")]
+            back = conn.execute(select(table.c.at).order_by(table.c.id)).scalars().all()
+            later = (
+                conn.execute(
+                    select(table.c.id).where(table.c.at > datetime(2026, 3, 1, 1, 2, 3, tzinfo=UTC))
+                )
+                .scalars()
+                .all()
+            )
+    finally:
+        engine.dispose()
+    assert stored[:4] == [sqlalchemys(v.astimezone(UTC).replace(tzinfo=None)) for v in values]
+    assert stored[3] == "2026-07-01 00:00:00.000000"
+    assert back == [*values, datetime(2026, 5, 1, 10, 0, tzinfo=UTC)]
+    assert all(v.tzinfo is UTC for v in back)
+    assert sorted(later) == [2, 3, 9]

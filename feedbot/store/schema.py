@@ -7,8 +7,9 @@ topics). The Alembic migrations under ``store/migrations`` create exactly these 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -26,8 +27,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 metadata = MetaData(
     naming_convention={
@@ -40,11 +42,38 @@ metadata = MetaData(
 )
 
 
+class _SQLiteDateTime(sqlite.DATETIME):
+    """SQLite's DATETIME in its default storage format (``2026-01-31 12:00:00.000000``),
+    written by ``datetime.isoformat`` and read by ``UTCDateTime`` with
+    ``datetime.fromisoformat``, both in C. SQLAlchemy's own processors build the text
+    from a dict of fields and parse it with a regex: a poll binds a couple of hundred
+    timestamps inside the write lock (docs/architecture.md)."""
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], str | None]:
+        def process(value: Any) -> str | None:
+            if value is None:
+                return None
+            if type(value) is not datetime and fallback is not None:  # a date, say
+                return cast(str | None, fallback(value))
+            return cast(str, value.isoformat(" ", "microseconds"))
+
+        fallback = super().bind_processor(dialect)
+        return process
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> None:
+        return None  # UTCDateTime.process_result_value parses the text
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A timestamp that is always aware UTC in Python, whatever the backend."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return _SQLiteDateTime()  # type: ignore[no-untyped-call]
+        return dialect.type_descriptor(self.impl)
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:

@@ -10,14 +10,17 @@ JSON line ``{"port": P, "hosts": [...]}`` once every listener is up, and serves 
 standard input closes (the parent exited or let go) or ``--max-seconds`` pass.
 
 Feed *i* is ``http://127.0.0.{2 + i % hosts}:P/feeds/{i}.xml`` (``?entries=K`` for another
-size): 50 items of HTML
-(paragraphs, links, an image, now and then a script to strip) in English, French or
-Chinese, about 160 KiB; one item in seven names Alibaba or Tencent, one in ten is a wire
-story that several feeds carry (same title and text, tracking parameters on the link).
-Every response waits ``--latency-ms`` first; responses carry an ETag and a Last-Modified
-and conditional requests get 304. ``GET /stats`` reports what was served and the
-server's CPU time. Bodies are generated on each request from a seed, never cached, so both
-tools pay the same server cost and 10,000 feeds take no memory.
+size): 50 items, about 160 KiB, in English, French or Chinese; one item in seven names
+Alibaba or Tencent, one in ten is a wire story that several feeds carry (same title and
+text, tracking parameters on the link). ``--style news`` (the default) marks items up as
+news CMSs do (an excerpt in ``description``, the article in ``content:encoded`` with
+inline links, a figure, a subheading, share links and a tracking pixel, and
+``media:content``), as densely as the shared corpus's news feeds; ``--style light`` is
+the earlier, lighter markup (one ``description`` of paragraphs, an image, now and then a
+script). Every response waits ``--latency-ms`` first; responses carry an ETag and a
+Last-Modified and conditional requests get 304. ``GET /stats`` reports what was served and
+the server's CPU time. Bodies are made from a seed (``--pregenerate N`` makes the first N
+before serving), so both tools pay the same server cost.
 """
 
 from __future__ import annotations

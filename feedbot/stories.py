@@ -26,7 +26,7 @@ from sqlalchemy import Connection, select
 
 from feedbot.models import ArticleData
 from feedbot.relevance.dedup import DEFAULT_WINDOW as DEDUP_WINDOW
-from feedbot.relevance.dedup import Candidate, StoryKeys, decide, story_keys
+from feedbot.relevance.dedup import Candidate, StoryKeys, could_decide, decide, story_keys
 from feedbot.relevance.similarity import hamming
 from feedbot.store import articles as store_articles
 from feedbot.store import entries as store_entries
@@ -83,11 +83,15 @@ class SketchCache:
                 self._items.popitem(last=False)
 
     def get(self, article_id: str) -> StoryKeys | None:
+        item = self.get_compact(article_id)
+        return None if item is None else expand(item)
+
+    def get_compact(self, article_id: str) -> Compact | None:
         with self._lock:
             item = self._items.get(article_id)
             if item is not None:
                 self._items.move_to_end(article_id)
-        return None if item is None else expand(item)
+        return item
 
     def drop(self, article_id: str) -> None:
         with self._lock:
@@ -148,7 +152,9 @@ class StoryWriter:
         if not items:
             return []
         lock_stories(conn)
-        stored = self.candidates_many(conn, [(i.keys, i.article.published) for i in items])
+        stored = self._candidates(
+            conn, [(i.keys, i.article.published) for i in items], decisive=True
+        )
         batch: list[Candidate] = []  # new stories of this batch, as candidates
         outcomes: list[Outcome] = []
         fresh: list[NewItem] = []
@@ -186,6 +192,18 @@ class StoryWriter:
         """Stored stories worth comparing with each item: any exact-key match, and band
         matches within the window whose SimHash is within ``NEAR_HAMMING`` (filtered in the
         database); only those have their keys read from the cache or rebuilt."""
+        return self._candidates(conn, wanted, decisive=False)
+
+    def _candidates(
+        self,
+        conn: Connection,
+        wanted: Sequence[tuple[StoryKeys, datetime]],
+        *,
+        decisive: bool,
+    ) -> list[list[Candidate]]:
+        """``candidates_many``; with *decisive*, only the candidates ``could_decide`` keeps,
+        judged on their compact keys, so that the others are never made into sets (most
+        band candidates share a band and little text)."""
         found = store_entries.story_candidates(
             conn,
             [
@@ -196,26 +214,38 @@ class StoryWriter:
             near_bits=NEAR_HAMMING,
             limit=CANDIDATES_PER_ITEM,
         )
-        known = self._keys_of(conn, sorted({a for per_item in found for a in per_item}))
-        return [
-            [
-                Candidate(a, known[a], published)
-                for a, (_, published) in per_item.items()
-                if a in known
-            ]
-            for per_item in found
-        ]
+        known = self._compact_of(conn, sorted({a for per_item in found for a in per_item}))
+        expanded: dict[str, StoryKeys] = {}
+        out: list[list[Candidate]] = []
+        for (keys, _), per_item in zip(wanted, found, strict=True):
+            kept = []
+            for a, (_, published) in per_item.items():
+                item = known.get(a)
+                if item is None:
+                    continue
+                head, shingles, _ = item
+                if decisive and not could_decide(
+                    keys, head.url_key, head.title_key, head.bands, shingles
+                ):
+                    continue
+                full = expanded.get(a)
+                if full is None:
+                    full = expanded[a] = expand(item)
+                kept.append(Candidate(a, full, published))
+            out.append(kept)
+        return out
 
     def candidates(self, conn: Connection, keys: StoryKeys, published: datetime) -> list[Candidate]:
         """``candidates_many`` for one item."""
         return self.candidates_many(conn, [(keys, published)])[0]
 
-    def _keys_of(self, conn: Connection, article_ids: Sequence[str]) -> dict[str, StoryKeys]:
-        """Candidates' keys: from the cache, else their stored sketch, else their text."""
-        out: dict[str, StoryKeys] = {}
+    def _compact_of(self, conn: Connection, article_ids: Sequence[str]) -> dict[str, Compact]:
+        """Candidates' compact keys: from the cache, else their stored sketch, else their
+        text."""
+        out: dict[str, Compact] = {}
         missing = []
         for article_id in article_ids:
-            cached = self.sketches.get(article_id)
+            cached = self.sketches.get_compact(article_id)
             if cached is None:
                 missing.append(article_id)
             else:
@@ -225,7 +255,7 @@ class StoryWriter:
         for article_id, packed in store_entries.get_sketches(conn, missing).items():
             item = unpack_compact(packed)
             if item is not None:
-                out[article_id] = expand(item)
+                out[article_id] = item
                 self.sketches.put_compact(article_id, item)
         rebuild = [a for a in missing if a not in out]  # stored before sketches existed
         if rebuild:
@@ -238,8 +268,8 @@ class StoryWriter:
                 ).where(articles_table.c.id.in_(rebuild))
             ).all()
             for r in rows:
-                out[r.id] = story_keys(r.title, r.summary, r.link)
-                self.sketches.put(r.id, out[r.id])
+                out[r.id] = compact(story_keys(r.title, r.summary, r.link))
+                self.sketches.put_compact(r.id, out[r.id])
         return out
 
 

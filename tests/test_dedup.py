@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from array import array
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,6 +14,7 @@ from feedbot.relevance.dedup import (
     canonical_url,
     churn_check,
     churn_index,
+    could_decide,
     decide,
     normalize_title,
     story_keys,
@@ -373,6 +375,44 @@ def test_lookalikes_are_told_apart_by_names_not_by_text(
     a, b = _keys(stored), _keys(new)
     assert jaccard(a.shingles, b.shingles) >= MIN_JACCARD  # text alone would merge them
     assert decide(b, T0, [Candidate("a", a, T0)]).duplicate_of is None
+
+
+def _could(new: StoryKeys, cand: Candidate) -> bool:
+    k = cand.keys
+    return could_decide(new, k.url_key, k.title_key, k.bands, array("I", k.shingles))
+
+
+ALL_TEXTS = [REWRITE_A, REWRITE_B, OPPOSITE, Q2, Q3, FINE_TENCENT, FINE_ALIBABA, ZH_TRAD,
+             ZH_SIMP, FR_A, FR_B]  # fmt: skip
+
+
+def test_could_decide_drops_only_candidates_decide_never_picks() -> None:
+    """Every candidate ``decide`` would pick on its own passes ``could_decide``, so dropping
+    the others never changes a decision; the unrelated texts are dropped."""
+    links = [None, "https://example.com/q2", "http://www.example.com/q2?utm_source=x"]
+    cands = [
+        _cand(f"{n}-{h}-{i}", text, h, link)
+        for n, text in enumerate(ALL_TEXTS)
+        for h in (-100, -5, 0, 3)
+        for i, link in enumerate(links)
+    ]
+    cands += [_cand("title", (Q2[0] + " - Example Wire", "other text"), -2)]
+    dropped = 0
+    for n, text in enumerate(ALL_TEXTS):
+        for link in links:
+            new = _keys(text, link)
+            for cand in cands:
+                if decide(new, T0, [cand]).duplicate_of is not None:
+                    assert _could(new, cand), (n, link, cand.article_id)
+            kept = [c for c in cands if _could(new, c)]
+            dropped += len(cands) - len(kept)
+            assert decide(new, T0, kept) == decide(new, T0, cands), (n, link)
+    assert _could(_keys(Q3), _cand("q2", Q2)) is False  # another story, another title
+    half = StoryKeys(None, "a", 0, ("b0:00",), frozenset({1, 2, 3}))  # Jaccard exactly 0.5
+    other = Candidate("half", StoryKeys(None, "b", 0, ("b0:00",), frozenset(range(1, 7))), T0)
+    assert decide(half, T0, [other]).duplicate_of == "half"
+    assert _could(half, other)
+    assert dropped > len(ALL_TEXTS) * len(links) * len(cands) // 3
 
 
 def test_short_generic_titles_do_not_match() -> None:

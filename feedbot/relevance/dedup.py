@@ -45,6 +45,7 @@ __all__ = [
     "canonical_url",
     "churn_check",
     "churn_index",
+    "could_decide",
     "decide",
     "normalize_title",
     "story_keys",
@@ -149,6 +150,31 @@ def _near(a: StoryKeys, b: StoryKeys, article_id: str) -> tuple[int, float] | No
         )
         return None
     return distance, similarity
+
+
+def could_decide(
+    new: StoryKeys,
+    url_key: str | None,
+    title_key: str,
+    bands: Sequence[str],
+    shingles: Collection[int],
+) -> bool:
+    """Could a stored story with these keys (*shingles*: its distinct shingle ids, in any
+    collection) be the one ``decide`` names for *new*?
+
+    False only when no rule of ``decide`` can pick it: another canonical URL, another title,
+    and shingles less alike than ``MIN_JACCARD`` (or no bands). Such a candidate never
+    changes the decision, so it can be dropped before its keys are built into sets.
+    """
+    if new.url_key is not None and url_key == new.url_key:
+        return True
+    if title_key == new.title_key:
+        return True
+    if not (new.bands and bands):
+        return False
+    common = len(new.shingles.intersection(shingles))
+    union = len(new.shingles) + len(shingles) - common
+    return union > 0 and common / union >= MIN_JACCARD
 
 
 def decide(

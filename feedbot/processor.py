@@ -24,7 +24,7 @@ from feedbot.config import WebhookConfig
 from feedbot.errors import ParseError, ProcessingError
 from feedbot.ingest import Counts, EntryPlan, Ingest, Known, analyse
 from feedbot.poll.feeddata import FeedData
-from feedbot.poll.fetch import FetchOutcome, FetchResult
+from feedbot.poll.fetchdata import FetchOutcome, FetchResult
 from feedbot.poll.parse import parse_feed
 from feedbot.poll.schedule import ScheduleBounds
 from feedbot.poll.state import StateChange, next_state

@@ -34,7 +34,7 @@ from datetime import datetime
 
 from feedbot.errors import ProcessingError
 from feedbot.logs import LogSetup, apply_setup, current_setup
-from feedbot.poll.fetch import FetchResult
+from feedbot.poll.fetchdata import FetchResult
 from feedbot.processor import Job, PollResult, Processor, ProcessorRecipe
 from feedbot.store.upstreams import StoredUpstream
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from feedbot.poll.feeddata import FeedData
-from feedbot.poll.fetch import FetchOutcome, FetchResult
+from feedbot.poll.fetchdata import FetchOutcome, FetchResult
 from feedbot.poll.schedule import (
     ScheduleBounds,
     adaptive_interval,

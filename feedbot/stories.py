@@ -82,11 +82,7 @@ class SketchCache:
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
 
-    def get(self, article_id: str) -> StoryKeys | None:
-        item = self.get_compact(article_id)
-        return None if item is None else expand(item)
-
-    def get_compact(self, article_id: str) -> Compact | None:
+    def get(self, article_id: str) -> Compact | None:
         with self._lock:
             item = self._items.get(article_id)
             if item is not None:
@@ -152,9 +148,7 @@ class StoryWriter:
         if not items:
             return []
         lock_stories(conn)
-        stored = self._candidates(
-            conn, [(i.keys, i.article.published) for i in items], decisive=True
-        )
+        stored = self.candidates_many(conn, [(i.keys, i.article.published) for i in items])
         batch: list[Candidate] = []  # new stories of this batch, as candidates
         outcomes: list[Outcome] = []
         fresh: list[NewItem] = []
@@ -189,21 +183,11 @@ class StoryWriter:
     def candidates_many(
         self, conn: Connection, wanted: Sequence[tuple[StoryKeys, datetime]]
     ) -> list[list[Candidate]]:
-        """Stored stories worth comparing with each item: any exact-key match, and band
+        """Stored stories that could be each item's story: exact-key matches, and band
         matches within the window whose SimHash is within ``NEAR_HAMMING`` (filtered in the
-        database); only those have their keys read from the cache or rebuilt."""
-        return self._candidates(conn, wanted, decisive=False)
-
-    def _candidates(
-        self,
-        conn: Connection,
-        wanted: Sequence[tuple[StoryKeys, datetime]],
-        *,
-        decisive: bool,
-    ) -> list[list[Candidate]]:
-        """``candidates_many``; with *decisive*, only the candidates ``could_decide`` keeps,
-        judged on their compact keys, so that the others are never made into sets (most
-        band candidates share a band and little text)."""
+        database) and that ``could_decide`` keeps, judged on their compact keys (from the
+        cache, a stored sketch or their text). Only those are made into sets: most band
+        candidates share a band and little text."""
         found = store_entries.story_candidates(
             conn,
             [
@@ -224,9 +208,7 @@ class StoryWriter:
                 if item is None:
                     continue
                 head, shingles, _ = item
-                if decisive and not could_decide(
-                    keys, head.url_key, head.title_key, head.bands, shingles
-                ):
+                if not could_decide(keys, head.url_key, head.title_key, head.bands, shingles):
                     continue
                 full = expanded.get(a)
                 if full is None:
@@ -245,7 +227,7 @@ class StoryWriter:
         out: dict[str, Compact] = {}
         missing = []
         for article_id in article_ids:
-            cached = self.sketches.get_compact(article_id)
+            cached = self.sketches.get(article_id)
             if cached is None:
                 missing.append(article_id)
             else:

@@ -323,6 +323,34 @@ def test_a_story_stored_by_one_writer_is_found_by_another_from_its_sketch(db: Da
     ]
 
 
+def test_band_candidates_that_no_rule_could_pick_are_not_offered(db: Database) -> None:
+    """A stored story found through its SimHash bands is offered as a candidate only when
+    ``decide`` could pick it: with other text (disjoint shingles) under the same bands it is
+    left out, with the same text it is offered."""
+    from dataclasses import replace as replaced
+
+    from feedbot.relevance.dedup import story_keys
+    from feedbot.stories import NewItem, StoryWriter, pack_sketch
+
+    text = (
+        "Alibaba shares jump after cloud unit beats forecasts",
+        "Alibaba Group shares rose 6% in Hong Kong on Friday after its cloud computing "
+        "division reported faster-than-expected revenue growth.",
+    )
+    keys = story_keys(*text, "https://a.example/wire")
+    stored = article(1, title=text[0], published=T0)
+    writer = StoryWriter()
+    with db.write() as conn:
+        writer.add(conn, [NewItem(stored, keys, ("alibaba",), (), pack_sketch(keys))], T0,
+                   upstream_id=None)  # fmt: skip
+    elsewhere = replaced(keys, url_key="//b.example/other", title_key="another story")
+    other_text = replaced(elsewhere, shingles=frozenset(range(1, len(keys.shingles) + 1)))
+    with db.read() as conn:
+        same, other = writer.candidates_many(conn, [(elsewhere, T0), (other_text, T0)])
+    assert [c.article_id for c in same] == [stored.id]
+    assert other == []
+
+
 def test_story_candidate_queries_read_only_the_covering_index(tmp_path: Path) -> None:
     """Both candidate lookups (exact keys, and bands within the window) are answered from
     ``story_keys``'s covering index: never a scan, and never a visit to the table for

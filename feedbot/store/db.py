@@ -24,10 +24,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from feedbot.errors import StoreError
+from feedbot.store.dialect import HAMMING_FUNCTION, hamming64
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
-from feedbot.store.dialect import HAMMING_FUNCTION, hamming64
 
 log = logging.getLogger(__name__)
 

@@ -136,14 +136,24 @@ def etag(index: int, entries: int) -> str:
     return f'"bench-{index}-{entries}-v1"'
 
 
-def _sentence(rng: random.Random, lang: str) -> str:
-    k = rng.randint(9, 18)  # half common words, half content words
+def _words(rng: random.Random, lang: str) -> list[str]:
+    """The words of one sentence: 9 to 18, half common words, half content words."""
+    k = rng.randint(9, 18)
     words = rng.choices(_COMMON[lang], k=k // 2) + rng.choices(_WORDS[lang], k=k - k // 2)
     rng.shuffle(words)
+    return words
+
+
+def _punctuate(parts: list[str], lang: str) -> str:
+    """*parts* as a sentence: capitalised unless it opens with a tag, with a full stop."""
     if lang == "zh":
-        return "".join(words) + "。"
-    text = " ".join(words)
-    return text[0].upper() + text[1:] + "."
+        return "".join(parts) + "。"
+    text = " ".join(parts)
+    return (text if text[0] == "<" else text[0].upper() + text[1:]) + "."
+
+
+def _sentence(rng: random.Random, lang: str) -> str:
+    return _punctuate(_words(rng, lang), lang)
 
 
 def _paragraph(rng: random.Random, lang: str) -> str:
@@ -172,10 +182,8 @@ def _inline(rng: random.Random, lang: str, words: list[str]) -> str:
 
 def _news_sentence(rng: random.Random, lang: str) -> str:
     """A sentence with two marked-up phrases of one to three words, one in each half."""
-    k = rng.randint(9, 18)
-    words = rng.choices(_COMMON[lang], k=k // 2) + rng.choices(_WORDS[lang], k=k - k // 2)
-    rng.shuffle(words)
-    half = k // 2
+    words = _words(rng, lang)
+    half = len(words) // 2
     spans = [
         (i, i + rng.randint(1, 3))
         for i in (rng.randrange(half - 2), half + rng.randrange(half - 2))
@@ -187,10 +195,7 @@ def _news_sentence(rng: random.Random, lang: str) -> str:
         parts.append(_inline(rng, lang, words[start:end]))
         at = end
     parts += words[at:]
-    if lang == "zh":
-        return "".join(parts) + "。"
-    text = " ".join(parts)
-    return (text[0].upper() + text[1:] if text[0] != "<" else text) + "."
+    return _punctuate(parts, lang)
 
 
 def _news_paragraph(rng: random.Random, lang: str) -> str:

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from feedbot.poll.http_limits import FetchOutcome
 
-__all__ = ["FeedFetcher", "FetchLimits", "FetchOutcome", "FetchRequest", "FetchResult"]
+__all__ = ["SUCCESS", "FeedFetcher", "FetchLimits", "FetchOutcome", "FetchRequest", "FetchResult"]
 
 SUCCESS = frozenset({FetchOutcome.OK, FetchOutcome.NOT_MODIFIED, FetchOutcome.UNCHANGED})
 

@@ -170,11 +170,7 @@ def could_decide(
         return True
     if title_key == new.title_key:
         return True
-    if not (new.bands and bands):
-        return False
-    common = len(new.shingles.intersection(shingles))
-    union = len(new.shingles) + len(shingles) - common
-    return union > 0 and common / union >= MIN_JACCARD
+    return bool(new.bands and bands) and jaccard(new.shingles, shingles) >= MIN_JACCARD
 
 
 def decide(

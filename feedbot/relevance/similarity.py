@@ -296,9 +296,11 @@ def hamming(a: int, b: int) -> int:
     return (a ^ b).bit_count()
 
 
-def jaccard(a: frozenset[int], b: frozenset[int]) -> float:
-    """|a ∩ b| / |a ∪ b|; 0.0 when both are empty (the union is counted, never built)."""
-    common = len(a & b)
+def jaccard(a: frozenset[int], b: Collection[int]) -> float:
+    """|a ∩ b| / |a ∪ b|; 0.0 when both are empty (the union is counted, never built).
+
+    *b* may be any collection of distinct ids (a stored sketch's array, say)."""
+    common = len(a.intersection(b))
     union = len(a) + len(b) - common
     return common / union if union else 0.0
 

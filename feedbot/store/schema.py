@@ -50,14 +50,16 @@ class _SQLiteDateTime(sqlite.DATETIME):
     timestamps inside the write lock (docs/architecture.md)."""
 
     def bind_processor(self, dialect: Dialect) -> Callable[[Any], str | None]:
+        fallback = super().bind_processor(dialect)
+        assert fallback is not None  # SQLite's DATETIME always formats its values
+
         def process(value: Any) -> str | None:
             if value is None:
                 return None
-            if type(value) is not datetime and fallback is not None:  # a date, say
+            if type(value) is not datetime:  # a date, or a datetime subclass
                 return cast(str | None, fallback(value))
-            return cast(str, value.isoformat(" ", "microseconds"))
+            return value.isoformat(" ", "microseconds")
 
-        fallback = super().bind_processor(dialect)
         return process
 
     def result_processor(self, dialect: Dialect, coltype: object) -> None:

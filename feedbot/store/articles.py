@@ -13,6 +13,7 @@ from sqlalchemy.engine import Row
 
 from feedbot.clock import isoformat
 from feedbot.models import ArticleData, Origin, StoredArticle
+from feedbot.store.direct import insert_rows
 from feedbot.store.schema import article_reports, article_topics, articles
 
 Change = Literal["added", "updated", "unchanged"]
@@ -85,10 +86,8 @@ def upsert_articles(
     topic_rows: list[dict[str, Any]] = []
 
     def flush() -> None:
-        if rows:
-            conn.execute(insert(articles), rows)
-        if topic_rows:
-            conn.execute(insert(article_topics), topic_rows)
+        insert_rows(conn, articles, rows)
+        insert_rows(conn, article_topics, topic_rows)
         rows.clear()
         topic_rows.clear()
 
@@ -179,9 +178,7 @@ def _upsert(
 def _insert_topics(
     conn: Connection, article_id: str, topics: Iterable[str], updated: datetime
 ) -> None:
-    rows = _topic_rows(article_id, topics, updated)
-    if rows:
-        conn.execute(insert(article_topics), rows)
+    insert_rows(conn, article_topics, _topic_rows(article_id, topics, updated))
 
 
 def _topic_rows(article_id: str, topics: Iterable[str], updated: datetime) -> list[dict[str, Any]]:

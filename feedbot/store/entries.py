@@ -22,6 +22,7 @@ from sqlalchemy import (
 )
 
 from feedbot.store.dialect import hamming, signed64
+from feedbot.store.direct import insert_rows, select_rows
 from feedbot.store.schema import entries, story_keys, story_sketches, tombstones
 
 
@@ -122,8 +123,9 @@ def insert_many(
     """Insert new entries in one executemany: each row has key, link, title_key,
     content_hash, article_id and backfill."""
     if rows:
-        conn.execute(
-            insert(entries),
+        insert_rows(
+            conn,
+            entries,
             [{**r, "upstream_id": upstream_id, "first_seen": now, "updated_at": now} for r in rows],
         )
 
@@ -167,14 +169,12 @@ def add_story_keys_many(
         for article_id, keys, simhash, published in stories
         for k in set(keys)
     ]
-    if rows:
-        conn.execute(insert(story_keys), rows)
+    insert_rows(conn, story_keys, rows)
 
 
 def add_sketches(conn: Connection, sketches: Sequence[tuple[str, bytes]]) -> None:
     """Store the packed comparison keys of new stories, ``(article_id, sketch)`` each."""
-    if sketches:
-        conn.execute(insert(story_sketches), [{"article_id": a, "sketch": s} for a, s in sketches])
+    insert_rows(conn, story_sketches, [{"article_id": a, "sketch": s} for a, s in sketches])
 
 
 def get_sketches(conn: Connection, article_ids: Sequence[str]) -> dict[str, bytes]:
@@ -236,8 +236,8 @@ def story_candidates(
             since=q.published - window, until=q.published + window,
             simhash=signed64(q.simhash), bits=near_bits, limit=limit,
         )  # fmt: skip
-        for n in conn.execute(near, params):
-            out[i].setdefault(n.article_id, (n.simhash % (1 << 64), n.published))
+        for article_id, simhash, published in select_rows(conn, near, params):
+            out[i].setdefault(article_id, (simhash % (1 << 64), published))
     return out
 
 

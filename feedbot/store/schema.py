@@ -43,31 +43,22 @@ metadata = MetaData(
 
 
 class _SQLiteDateTime(sqlite.DATETIME):
-    """SQLite's DATETIME in its default storage format (``2026-01-31 12:00:00.000000``),
-    written by ``datetime.isoformat`` and read by ``UTCDateTime`` with
-    ``datetime.fromisoformat``, both in C. SQLAlchemy's own processors build the text
-    from a dict of fields and parse it with a regex: a poll binds a couple of hundred
-    timestamps inside the write lock (docs/architecture.md)."""
-
-    def bind_processor(self, dialect: Dialect) -> Callable[[Any], str | None]:
-        fallback = super().bind_processor(dialect)
-        assert fallback is not None  # SQLite's DATETIME always formats its values
-
-        def process(value: Any) -> str | None:
-            if value is None:
-                return None
-            if type(value) is not datetime:  # a date, or a datetime subclass
-                return cast(str | None, fallback(value))
-            return value.isoformat(" ", "microseconds")
-
-        return process
+    """SQLite's DATETIME, as the DDL names it; ``UTCDateTime`` formats and parses its text."""
 
     def result_processor(self, dialect: Dialect, coltype: object) -> None:
-        return None  # UTCDateTime.process_result_value parses the text
+        return None  # UTCDateTime parses the text
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """A timestamp that is always aware UTC in Python, whatever the backend."""
+    """A timestamp that is always aware UTC in Python, whatever the backend.
+
+    On SQLite the text is SQLite's default storage format (``2026-01-31 12:00:00.000000``,
+    UTC), written by ``datetime.isoformat`` and read by ``datetime.fromisoformat`` in one
+    function call each way: SQLAlchemy's own processors build the text from a dict of
+    fields and parse it with a regex, and a decorator's processing costs two more calls a
+    value; a poll binds a couple of hundred timestamps inside the write lock
+    (docs/architecture.md).
+    """
 
     impl = DateTime(timezone=True)
     cache_ok = True
@@ -77,21 +68,50 @@ class UTCDateTime(TypeDecorator[datetime]):
             return _SQLiteDateTime()  # type: ignore[no-untyped-call]
         return dialect.type_descriptor(self.impl)
 
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+        fallback = sqlite.DATETIME().bind_processor(dialect)  # type: ignore[no-untyped-call]
+        assert fallback is not None  # SQLite's DATETIME always formats its values
+
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            value = _utc(value).replace(tzinfo=None)
+            if type(value) is not datetime:  # a datetime subclass
+                return cast(str | None, fallback(value))
+            return value.isoformat(" ", "microseconds")
+
+        return process
+
+    def result_processor(
+        self, dialect: Dialect, coltype: object
+    ) -> Callable[[Any], datetime | None] | None:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+        return _read_utc
+
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the store")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        return None if value is None else _utc(value)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if isinstance(value, str):
-            value = datetime.fromisoformat(value)
-        assert isinstance(value, datetime)
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return _read_utc(value)
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the store")
+    return value.astimezone(UTC)
+
+
+def _read_utc(value: Any) -> datetime | None:
+    """A stored timestamp as aware UTC: SQLite's text (naive UTC), or a driver's datetime."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 articles = Table(

@@ -293,10 +293,14 @@ _BLOCKS = (
 _INVISIBLE = "script|style|template|noscript|head|title|iframe|object"
 # An attribute value may hold ">" when quoted; a tag is "<", a name, then quoted or other runs.
 _ATTRS = r"""(?:[^>"']++|"[^"]*+"|'[^']*+')*+"""
-_HIDDEN = re.compile(
-    rf"<!--.*?(?:-->|\Z)|<({_INVISIBLE})\b{_ATTRS}>.*?(?:</\1\s*>|\Z)", re.IGNORECASE | re.DOTALL
-)
+_HIDDEN_PATTERN = rf"<!--.*?(?:-->|\Z)|<({_INVISIBLE})\b{_ATTRS}>.*?(?:</\1\s*>|\Z)"
+_HIDDEN = re.compile(_HIDDEN_PATTERN, re.IGNORECASE | re.DOTALL)
 _BLOCK_TAG = re.compile(rf"</?(?:{_BLOCKS})\b{_ATTRS}>", re.IGNORECASE)
+# Tag names are nearly always lowercase; then these case-sensitive twins find exactly what
+# the two above find, in about half the time (re's IGNORECASE folds every character).
+_UPPERCASE_TAG = re.compile(r"</?(?:[a-z][a-z0-9:-]*)?[A-Z]")
+_HIDDEN_LOWER = re.compile(_HIDDEN_PATTERN, re.DOTALL)
+_BLOCK_TAG_LOWER = re.compile(rf"</?(?:{_BLOCKS})\b{_ATTRS}>")
 _ANY_TAG = re.compile(rf"</?[A-Za-z][A-Za-z0-9:-]*{_ATTRS}>|<![^>]*>|<\?[^>]*>")
 
 
@@ -311,7 +315,11 @@ def html_to_text(html: str, *, repair: bool = True) -> str:
     ``repair=False`` skips mojibake repair, for HTML that was repaired already.
     """
     if "<" in html:
-        html = _ANY_TAG.sub("", _BLOCK_TAG.sub(" ", _HIDDEN.sub(" ", html)))
+        if _UPPERCASE_TAG.search(html) is None:
+            html = _BLOCK_TAG_LOWER.sub(" ", _HIDDEN_LOWER.sub(" ", html))
+        else:
+            html = _BLOCK_TAG.sub(" ", _HIDDEN.sub(" ", html))
+        html = _ANY_TAG.sub("", html)
     if "&" in html:
         html = unescape(html)
     return clean_text(html) if repair else squash(html)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import unicodedata
 from pathlib import Path
 
@@ -158,6 +159,30 @@ def test_sanitize_html_resolves_relative_urls(html: str, expected: str) -> None:
 )
 def test_html_to_text(html: str, expected: str) -> None:
     assert html_to_text(html) == expected
+
+
+_TAG_NAME = re.compile(r"(</?)([a-z][a-z0-9]*)")
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<p>Un <em>marché</em> de <a href='/x' title='a > b'>Pékin</a></p><p>Deux</p>",
+        '<div class="x"><h2>T</h2>one<br/>two<li>three</li></div><figure><figcaption>c</figcaption></figure>',
+        "<script type='text/javascript'>if (a < b) { x('</p>') }</script>after<style>p {}</style>",
+        "<!-- a <p> in a comment -->visible<noscript><img src=x></noscript><iframe src=y></iframe>z",
+        "<p>阿里<b>巴巴</b>集团</p><table><tr><td>a</td><td>b</td></tr></table><script>unclosed",
+        'x<y and z>w, <p data-a="1>2">q</p>',
+    ],
+)
+def test_html_to_text_reads_tag_names_in_any_case(html: str) -> None:
+    """Lowercase tag names take a faster path than others; both give the same text."""
+    upper = _TAG_NAME.sub(lambda m: m.group(1) + m.group(2).upper(), html)
+    mixed = _TAG_NAME.sub(lambda m: m.group(1) + m.group(2).capitalize(), html)
+    tail = _TAG_NAME.sub(lambda m: m.group(1) + m.group(2)[0] + m.group(2)[1:].upper(), html)
+    assert upper != html
+    assert html_to_text(upper) == html_to_text(mixed) == html_to_text(tail) == html_to_text(html)
+    assert html_to_text("<script>x</SCRIPT>y<P>z</p>") == "y z"
 
 
 def test_repair_text_on_the_seed(seed_path: Path) -> None:

@@ -203,6 +203,75 @@ def test_migration_0003_marks_existing_articles_as_changed_when_created(db_url: 
         database.close()
 
 
+def test_migration_0005_keeps_story_keys_in_one_btree_on_sqlite(db_url: str) -> None:
+    """Story keys written before the rebuild survive it, and the lookups still find them;
+    on SQLite the table loses its rowid and its separate covering index, on PostgreSQL
+    both stay. Downgrading puts the SQLite table back as it was."""
+    from alembic import command
+
+    from feedbot.store import entries
+
+    engine = db_module.make_engine(db_url)
+    cfg = db_module._alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0004")
+        zone = "+00:00" if conn.dialect.name == "postgresql" else ""  # SQLite: naive UTC text
+        day = f"2026-01-01 00:00:00.000000{zone}"
+        conn.execute(
+            text(
+                "INSERT INTO articles (id, title, summary, content, authors, categories,"
+                " published, updated, content_hash, topics, matched_terms, created_at) VALUES"
+                " ('a', 't', '', '', '[]', '[]', :day, :day, 'h', '[]', '[]', :day)"
+            ),
+            {"day": day},
+        )
+        for key, simhash in (("u:one", -5), ("b0:aa", 7)):
+            conn.execute(
+                text(
+                    "INSERT INTO story_keys (key, article_id, published, simhash)"
+                    " VALUES (:key, 'a', :day, :simhash)"
+                ),
+                {"key": key, "day": day, "simhash": simhash},
+            )
+    engine.dispose()
+
+    def shape() -> tuple[bool, list[str]]:
+        database = Database(db_url, apply_migrations=False)
+        try:
+            with database.read() as conn:
+                indexes = sorted(i["name"] or "" for i in inspect(conn).get_indexes("story_keys"))
+                if conn.dialect.name != "sqlite":
+                    return False, indexes
+                ddl = conn.exec_driver_sql(
+                    "SELECT sql FROM sqlite_master WHERE name = 'story_keys'"
+                ).scalar_one()
+                return "WITHOUT ROWID" in ddl, indexes
+        finally:
+            database.close()
+
+    database = Database(db_url)  # migrates to the head
+    query = entries.StoryQuery(("u:one",), ("b0:aa",), 7, T0)
+    try:
+        with database.read() as conn:
+            found = entries.story_candidates(conn, [query], window=timedelta(hours=1), near_bits=3)
+            sqlite = conn.dialect.name == "sqlite"
+    finally:
+        database.close()
+    assert found == [{"a": ((-5) % (1 << 64), T0)}]
+    covering = ["ix_story_keys_key_published_simhash_article_id"]
+    assert shape() == ((True, []) if sqlite else (False, covering))
+    if sqlite:
+        engine = db_module.make_engine(db_url)
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0004")
+            keys = conn.exec_driver_sql("SELECT key FROM story_keys ORDER BY key").scalars()
+            assert list(keys) == ["b0:aa", "u:one"]
+        engine.dispose()
+        assert shape() == (False, covering)
+
+
 def test_sqlite_pragmas(tmp_path: object) -> None:
     db = Database(f"sqlite:///{tmp_path}/x/db.sqlite3")
     with db.read() as conn:
@@ -351,10 +420,11 @@ def test_band_candidates_that_no_rule_could_pick_are_not_offered(db: Database) -
     assert other == []
 
 
-def test_story_candidate_queries_read_only_the_covering_index(tmp_path: Path) -> None:
+def test_story_candidate_queries_read_one_covering_btree(tmp_path: Path) -> None:
     """Both candidate lookups (exact keys, and bands within the window) are answered from
-    ``story_keys``'s covering index: never a scan, and never a visit to the table for
-    each key found (which cost the write lock half of its largest query)."""
+    one B-tree holding every column they read: never a scan, and never a visit to another
+    for each key found (which cost the write lock half of its largest query). On SQLite
+    that B-tree is the table's primary key (a table without rowid)."""
     from sqlalchemy import event
 
     from feedbot.store import entries
@@ -379,12 +449,9 @@ def test_story_candidate_queries_read_only_the_covering_index(tmp_path: Path) ->
     finally:
         database.close()
     assert len(plans) == 2  # the exact keys, then the item's bands
-    covering = (
-        "SEARCH story_keys USING COVERING INDEX ix_story_keys_key_published_simhash_article_id"
-    )
     for plan in plans:
         assert len(plan) == 1, plan
-        assert plan[0].startswith(covering), plan
+        assert plan[0].startswith("SEARCH story_keys USING PRIMARY KEY (key=?)"), plan
 
 
 def test_story_candidates_filter_bands_by_date_and_hamming_in_the_database(db: Database) -> None:

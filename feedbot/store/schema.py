@@ -180,8 +180,12 @@ story_keys = Table(
     Column("published", UTCDateTime, nullable=False),
     Column("simhash", BigInteger, nullable=False),
     # covering: a candidate lookup (key, then a date range) reads its simhash and article
-    # from the index alone, never the table (half the cost of the write lock's largest query)
-    Index(None, "key", "published", "simhash", "article_id"),
+    # from the index alone, never the table (half the cost of the write lock's largest
+    # query). On SQLite the table itself is that index: without a rowid its rows live in
+    # the primary key's B-tree, so each key costs one random place to write, not three
+    # (migration 0005; docs/architecture.md).
+    Index(None, "key", "published", "simhash", "article_id").ddl_if(dialect="postgresql"),
+    sqlite_with_rowid=False,
 )
 
 # Each story's comparison keys (shingles, vocabulary, names), packed by stories.pack_sketch:

@@ -162,7 +162,10 @@ def _ftfy_gate() -> tuple[re.Pattern[str], frozenset[str]]:
         all_leads |= leads
         all_conts |= conts
         pairs.update(lead + cont for lead in leads for cont in conts)
-    wide = f"[{_char_class(all_leads)}](?=[{_char_class(all_conts)}])|[{_CONTROL_CHARS}]"
+    # One class first (a lead or a control), checked afterwards: a pattern that starts with
+    # a single class lets re skip ahead in C, about twice as fast as an alternation.
+    first = f"[{_char_class(all_leads)}{_CONTROL_CHARS}]"
+    wide = f"{first}(?:(?<=[{_CONTROL_CHARS}])|(?=[{_char_class(all_conts)}]))"
     return re.compile(wide), frozenset(pairs)
 
 

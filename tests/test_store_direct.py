@@ -118,3 +118,21 @@ def test_insert_rows_refuses_what_it_cannot_write_as_sqlalchemy_would(tmp_path: 
         engine.dispose()
     assert stored == datetime(2026, 1, 1, tzinfo=UTC)
     assert stored - timedelta(0) == stored
+
+
+def test_insert_rows_processes_each_row_s_own_value(tmp_path: Path) -> None:
+    """Rows that share one value (a poll's "now") are processed once; the others still
+    get their own."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'direct.sqlite3'}")
+    _meta.create_all(engine)
+    now = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    other = datetime(2026, 3, 1, 20, tzinfo=_SHANGHAI)
+    given = [now, now, other, now, datetime(2026, 3, 1, 12, tzinfo=UTC)]
+    try:
+        with engine.begin() as conn:
+            insert_rows(conn, stamped, [{"id": n, "at": at} for n, at in enumerate(given)])
+            stored = conn.execute(select(stamped.c.at).order_by(stamped.c.id)).scalars().all()
+    finally:
+        engine.dispose()
+    assert stored == given
+    assert stored[2] == datetime(2026, 3, 1, 12, tzinfo=UTC)

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 
 _Processor = Callable[[Any], Any]
+_NOTHING = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,12 +44,22 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
         return
     plan = _insert_plan(conn.dialect, table, tuple(rows[0]))
     if plan.defaults:
-        rows = [{**row, **dict(plan.defaults)} for row in rows]
+        defaults = dict(plan.defaults)
+        rows = [{**row, **defaults} for row in rows]
     pick = itemgetter(*plan.keys)
-    values = [[pick(row)] for row in rows] if len(plan.keys) == 1 else [list(pick(row)) for row in rows]  # fmt: skip
+    if len(plan.keys) == 1:
+        values = [[pick(row)] for row in rows]
+    else:
+        values = [list(pick(row)) for row in rows]
     for position, process in plan.processors:
+        # rows often share one object (a poll's "now", a story's date): processed once
+        last: Any = _NOTHING
+        done: Any = None
         for value in values:
-            value[position] = process(value[position])
+            if value[position] is not last:
+                last = value[position]
+                done = process(last)
+            value[position] = done
     params: list[Any]
     if plan.named:
         params = [dict(zip(plan.keys, value, strict=True)) for value in values]
@@ -102,11 +113,11 @@ def select_rows(
         for name, process in zip(plan.names, plan.binds, strict=True)
     ]
     bound: Any = dict(zip(plan.names, values, strict=True)) if plan.named else tuple(values)
-    rows = [tuple(row) for row in conn.exec_driver_sql(plan.sql, bound)]
+    result = conn.exec_driver_sql(plan.sql, bound)
     if not plan.columns:
-        return rows
+        return [tuple(row) for row in result]
     out = []
-    for row in rows:
+    for row in result:
         cells = list(row)
         for position, process in plan.columns:
             cells[position] = process(cells[position])

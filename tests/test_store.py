@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Connection, cast, func, inspect, literal, select, text
@@ -175,26 +176,42 @@ def test_change_marker_reads_one_index_entry_per_table(tmp_path: Path) -> None:
     assert not [step for step in plan if step.startswith("SCAN") and step != "SCAN CONSTANT ROW"]
 
 
-def test_migration_0003_marks_existing_articles_as_changed_when_created(db_url: str) -> None:
-    """A store made before change markers gets one for every article it holds."""
+def _store_at(
+    db_url: str,
+    revision: str,
+    *,
+    created_month: int = 1,
+    then: Callable[[Connection, str], None] | None = None,
+) -> Any:
+    """A store migrated to *revision* holding one article ``a``, published on 1 January
+    and created on the first of *created_month*; *then* runs in the same transaction with
+    1 January as the store writes it. Returns the Alembic config, to migrate further."""
     from alembic import command
 
     engine = db_module.make_engine(db_url)
     cfg = db_module._alembic_config()
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0002")
+        command.upgrade(cfg, revision)
         zone = "+00:00" if conn.dialect.name == "postgresql" else ""  # SQLite: naive UTC text
-        day = {d: f"2026-0{d}-01 00:00:00.000000{zone}" for d in (1, 2)}
+        day = {d: f"2026-0{d}-01 00:00:00.000000{zone}" for d in (1, created_month)}
         conn.execute(
             text(
                 "INSERT INTO articles (id, title, summary, content, authors, categories,"
                 " published, updated, content_hash, topics, matched_terms, created_at) VALUES"
-                " ('a', 't', '', '', '[]', '[]', :jan, :jan, 'h', '[]', '[]', :feb)"
+                " ('a', 't', '', '', '[]', '[]', :jan, :jan, 'h', '[]', '[]', :created)"
             ),
-            {"jan": day[1], "feb": day[2]},
+            {"jan": day[1], "created": day[created_month]},
         )
+        if then is not None:
+            then(conn, day[1])
     engine.dispose()
+    return cfg
+
+
+def test_migration_0003_marks_existing_articles_as_changed_when_created(db_url: str) -> None:
+    """A store made before change markers gets one for every article it holds."""
+    _store_at(db_url, "0002", created_month=2)
     database = Database(db_url)  # migrates to the head
     try:
         with database.read() as conn:
@@ -211,21 +228,7 @@ def test_migration_0005_keeps_story_keys_in_one_btree_on_sqlite(db_url: str) -> 
 
     from feedbot.store import entries
 
-    engine = db_module.make_engine(db_url)
-    cfg = db_module._alembic_config()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0004")
-        zone = "+00:00" if conn.dialect.name == "postgresql" else ""  # SQLite: naive UTC text
-        day = f"2026-01-01 00:00:00.000000{zone}"
-        conn.execute(
-            text(
-                "INSERT INTO articles (id, title, summary, content, authors, categories,"
-                " published, updated, content_hash, topics, matched_terms, created_at) VALUES"
-                " ('a', 't', '', '', '[]', '[]', :day, :day, 'h', '[]', '[]', :day)"
-            ),
-            {"day": day},
-        )
+    def add_keys(conn: Connection, day: str) -> None:
         for key, simhash in (("u:one", -5), ("b0:aa", 7)):
             conn.execute(
                 text(
@@ -234,7 +237,8 @@ def test_migration_0005_keeps_story_keys_in_one_btree_on_sqlite(db_url: str) -> 
                 ),
                 {"key": key, "day": day, "simhash": simhash},
             )
-    engine.dispose()
+
+    cfg = _store_at(db_url, "0004", then=add_keys)
 
     def shape() -> tuple[bool, list[str]]:
         database = Database(db_url, apply_migrations=False)

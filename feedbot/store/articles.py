@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Row
 
 from feedbot.clock import isoformat
@@ -78,10 +78,7 @@ def upsert_articles(
     existing: dict[str, Any] = {}
     ids = [a.id for a, _, _ in items]
     for i in range(0, len(ids), 500):
-        query = select(
-            articles.c.id, articles.c.content_hash, articles.c.updated, articles.c.topics
-        ).where(articles.c.id.in_(ids[i : i + 500]))
-        existing.update((r.id, r) for r in conn.execute(query))
+        existing.update((r.id, r) for r in conn.execute(_EXISTING, {"ids": ids[i : i + 500]}))
     rows: list[dict[str, Any]] = []
     topic_rows: list[dict[str, Any]] = []
 
@@ -110,6 +107,12 @@ def upsert_articles(
         changes.append(change)
     flush()
     return changes
+
+
+# built once: a poll runs it for every batch of new stories (see entries._KNOWN)
+_EXISTING = select(
+    articles.c.id, articles.c.content_hash, articles.c.updated, articles.c.topics
+).where(articles.c.id.in_(bindparam("ids", expanding=True)))
 
 
 def _new_row(
@@ -269,23 +272,26 @@ def add_report(
     now: datetime,
 ) -> bool:
     """Record that the story of *article_id* was also reported at *link*. True if new."""
-    exists = conn.execute(
-        select(article_reports.c.link).where(
-            article_reports.c.article_id == article_id, article_reports.c.link == link
-        )
-    ).first()
-    if exists:
+    if conn.execute(_REPORTED, {"article_id": article_id, "link": link}).first():
         return False
     conn.execute(
-        insert(article_reports).values(
-            article_id=article_id,
-            link=link,
-            source_title=source_title,
-            source_url=source_url,
-            seen_at=now,
-        )
+        _REPORT,
+        {
+            "article_id": article_id,
+            "link": link,
+            "source_title": source_title,
+            "source_url": source_url,
+            "seen_at": now,
+        },
     )
     return True
+
+
+_REPORTED = select(article_reports.c.link).where(
+    article_reports.c.article_id == bindparam("article_id"),
+    article_reports.c.link == bindparam("link"),
+)
+_REPORT = insert(article_reports)
 
 
 def _related(conn: Connection, ids: Sequence[str]) -> dict[str, tuple[Origin, ...]]:

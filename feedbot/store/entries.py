@@ -40,12 +40,18 @@ def known(conn: Connection, upstream_id: int, keys: Sequence[str]) -> dict[str, 
     out: dict[str, KnownEntry] = {}
     for i in range(0, len(keys), 500):
         chunk = list(keys[i : i + 500])
-        rows = conn.execute(
-            select(entries).where(entries.c.upstream_id == upstream_id, entries.c.key.in_(chunk))
-        ).all()
+        rows = conn.execute(_KNOWN, {"upstream_id": upstream_id, "keys": chunk}).all()
         for r in rows:
             out[r.key] = KnownEntry(r.key, r.link, r.title_key, r.content_hash, r.article_id)
     return out
+
+
+# Statements that every poll runs are built once: building one costs more than running it
+# (about 90 µs of 150 for 50 keys), and SQLAlchemy's cache still renders the expanding list.
+_KNOWN = select(entries).where(
+    entries.c.upstream_id == bindparam("upstream_id"),
+    entries.c.key.in_(bindparam("keys", expanding=True)),
+)
 
 
 def count_for(conn: Connection, upstream_id: int) -> int:
@@ -182,9 +188,14 @@ def get_sketches(conn: Connection, article_ids: Sequence[str]) -> dict[str, byte
     out: dict[str, bytes] = {}
     for i in range(0, len(article_ids), 500):
         chunk = list(article_ids[i : i + 500])
-        query = select(story_sketches).where(story_sketches.c.article_id.in_(chunk))
-        out.update((r.article_id, bytes(r.sketch)) for r in conn.execute(query))
+        rows = conn.execute(_SKETCHES, {"ids": chunk})
+        out.update((r.article_id, bytes(r.sketch)) for r in rows)
     return out
+
+
+_SKETCHES = select(story_sketches).where(
+    story_sketches.c.article_id.in_(bindparam("ids", expanding=True))
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,10 +280,14 @@ def _near_statement(dialect: str, bands: int) -> Select[tuple[str, int, datetime
 def is_tombstoned(conn: Connection, kind: str, keys: Sequence[str]) -> set[str]:
     if not keys:
         return set()
-    rows = conn.execute(
-        select(tombstones.c.key).where(tombstones.c.kind == kind, tombstones.c.key.in_(list(keys)))
-    ).all()
+    rows = conn.execute(_TOMBSTONED, {"kind": kind, "keys": list(keys)}).all()
     return {r.key for r in rows}
+
+
+_TOMBSTONED = select(tombstones.c.key).where(
+    tombstones.c.kind == bindparam("kind"),
+    tombstones.c.key.in_(bindparam("keys", expanding=True)),
+)
 
 
 def add_tombstones(conn: Connection, kind: str, keys: Iterable[str], now: datetime) -> None:

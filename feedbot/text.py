@@ -298,12 +298,13 @@ _INVISIBLE = "script|style|template|noscript|head|title|iframe|object"
 _ATTRS = r"""(?:[^>"']++|"[^"]*+"|'[^']*+')*+"""
 _HIDDEN_PATTERN = rf"<!--.*?(?:-->|\Z)|<({_INVISIBLE})\b{_ATTRS}>.*?(?:</\1\s*>|\Z)"
 _HIDDEN = re.compile(_HIDDEN_PATTERN, re.IGNORECASE | re.DOTALL)
-_BLOCK_TAG = re.compile(rf"</?(?:{_BLOCKS})\b{_ATTRS}>", re.IGNORECASE)
+_BLOCK_PATTERN = rf"</?(?:{_BLOCKS})\b{_ATTRS}>"
+_BLOCK_TAG = re.compile(_BLOCK_PATTERN, re.IGNORECASE)
 # Tag names are nearly always lowercase; then these case-sensitive twins find exactly what
 # the two above find, in about half the time (re's IGNORECASE folds every character).
 _UPPERCASE_TAG = re.compile(r"</?(?:[a-z][a-z0-9:-]*)?[A-Z]")
 _HIDDEN_LOWER = re.compile(_HIDDEN_PATTERN, re.DOTALL)
-_BLOCK_TAG_LOWER = re.compile(rf"</?(?:{_BLOCKS})\b{_ATTRS}>")
+_BLOCK_TAG_LOWER = re.compile(_BLOCK_PATTERN)
 _ANY_TAG = re.compile(rf"</?[A-Za-z][A-Za-z0-9:-]*{_ATTRS}>|<![^>]*>|<\?[^>]*>")
 
 

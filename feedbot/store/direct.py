@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, Table, insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.types import TypeEngine
 
 _Processor = Callable[[Any], Any]
 _NOTHING = object()
@@ -83,12 +84,9 @@ def _insert_plan(dialect: Dialect, table: Table, given: tuple[str, ...]) -> _Ins
     order = keys if named else tuple(compiled.positiontup or ())
     if sorted(order) != sorted(keys):
         raise ValueError(f"{table.name}: parameters {order} do not match columns {keys}")
-    processors = []
-    for position, key in enumerate(order):
-        process = table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
-        if process is not None:
-            processors.append((position, process))
-    return _Insert(compiled.string, order, tuple(processors), tuple(defaults), named)
+    binds = [_bind(table.c[key].type, dialect) for key in order]
+    processors = tuple((n, process) for n, process in enumerate(binds) if process is not None)
+    return _Insert(compiled.string, order, processors, tuple(defaults), named)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,12 +131,15 @@ def _select_plan(dialect: Dialect, statement: Select[Any]) -> _Select:
         raise ValueError("select_rows takes no expanding parameters")
     named = not compiled.positional
     names = tuple(compiled.binds) if named else tuple(compiled.positiontup or ())
-    binds = tuple(
-        compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
-    )
+    binds = tuple(_bind(compiled.binds[name].type, dialect) for name in names)
     columns = []
     for position, column in enumerate(statement.selected_columns):
         process = column.type.dialect_impl(dialect).result_processor(dialect, None)
         if process is not None:
             columns.append((position, process))
     return _Select(compiled, compiled.string, names, binds, named, tuple(columns))
+
+
+def _bind(type_: TypeEngine[Any], dialect: Dialect) -> _Processor | None:
+    """The processor ``conn.execute`` applies to a value of *type_* bound for *dialect*."""
+    return type_.dialect_impl(dialect).bind_processor(dialect)

@@ -128,12 +128,11 @@ def insert_many(
 ) -> None:
     """Insert new entries in one executemany: each row has key, link, title_key,
     content_hash, article_id and backfill."""
-    if rows:
-        insert_rows(
-            conn,
-            entries,
-            [{**r, "upstream_id": upstream_id, "first_seen": now, "updated_at": now} for r in rows],
-        )
+    insert_rows(
+        conn,
+        entries,
+        [{**r, "upstream_id": upstream_id, "first_seen": now, "updated_at": now} for r in rows],
+    )
 
 
 def rekey(conn: Connection, upstream_id: int, old_key: str, new_key: str) -> None:

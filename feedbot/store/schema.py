@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeDecorator, TypeEngine
+from sqlalchemy.types import TypeDecorator
 
 metadata = MetaData(
     naming_convention={
@@ -40,13 +40,6 @@ metadata = MetaData(
         "pk": "pk_%(table_name)s",
     }
 )
-
-
-class _SQLiteDateTime(sqlite.DATETIME):
-    """SQLite's DATETIME, as the DDL names it; ``UTCDateTime`` formats and parses its text."""
-
-    def result_processor(self, dialect: Dialect, coltype: object) -> None:
-        return None  # UTCDateTime parses the text
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -62,11 +55,6 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     impl = DateTime(timezone=True)
     cache_ok = True
-
-    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        if dialect.name == "sqlite":
-            return _SQLiteDateTime()  # type: ignore[no-untyped-call]
-        return dialect.type_descriptor(self.impl)
 
     def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
         if dialect.name != "sqlite":

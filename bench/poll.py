@@ -151,7 +151,14 @@ def print_table(runs: list[tuple[str, ChildRun]]) -> None:
             }
             if bad:
                 print(f"{'':<16} unexpected outcomes: {bad}")
-    print("RSS MiB is the child's ru_maxrss at the end of the phase (a running peak).")
+    print(
+        "CPU s is the child's user + system time in the phase, feedbot's worker processes "
+        "included (read from /proc)."
+    )
+    print(
+        "RSS MiB is the child's ru_maxrss at the end of the phase (a running peak), without "
+        "worker processes."
+    )
 
 
 def _verdict(ok: bool) -> str:

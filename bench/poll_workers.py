@@ -43,7 +43,7 @@ class PhaseResult:
     phase: str
     feeds: int
     seconds: float
-    cpu_seconds: float  # this process's user + system CPU during the phase
+    cpu_seconds: float  # user + system CPU during the phase: this process and its workers
     entries: int
     peak_rss_kib: int  # ru_maxrss of this process at the end of the phase
     served: dict[str, int] = field(default_factory=dict)  # upstream responses by status
@@ -51,8 +51,26 @@ class PhaseResult:
 
 
 def _cpu() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
+    """CPU seconds of this process and its children: feedbot's worker processes (alive,
+    read from /proc on Linux) and any that have ended."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        ru = resource.getrusage(who)
+        total += ru.ru_utime + ru.ru_stime
+    return total + _live_children_cpu()
+
+
+def _live_children_cpu() -> float:
+    """user + system CPU seconds of this process's running children (0 without /proc)."""
+    me, ticks, total = os.getpid(), os.sysconf("SC_CLK_TCK"), 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # ended meanwhile
+            continue
+        if int(fields[1]) == me:  # ppid; utime and stime follow at fields 14 and 15
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
 
 
 def _server_counts(stats_url: str | None) -> dict[str, int]:

@@ -16,7 +16,7 @@ from feedbot.poll.feeddata import (
     absolute_link,
     is_plain_absolute,
 )
-from feedbot.poll.parse import parse_feed, parse_feed_reference
+from feedbot.poll.parse import _decode, parse_feed, parse_feed_reference
 from tests.loopback import LoopbackServer, Request, Response
 
 FEEDS = Path(__file__).parent / "data" / "feeds"
@@ -157,6 +157,29 @@ def test_encodings(case: str, parse: object) -> None:
     else:
         assert feed.warning
         assert warning in feed.warning
+
+
+ODD_PROLOGS = {
+    "double BOM": codecs.BOM_UTF8 + rss("utf-8", bom=codecs.BOM_UTF8),
+    "declaration after spaces": b"  \n" + rss("utf-8", decl="utf-8"),
+    "declaration after NBSP": "\u00a0".encode() + rss("utf-8", decl="utf-8"),
+    "non-ASCII in the declaration": rss("utf-8").replace(b"?>", " \u00e9t\u00e9?>".encode(), 1),
+    "no declaration, BOM": rss("utf-8", bom=codecs.BOM_UTF8).replace(
+        b'<?xml version="1.0"?>\n', b""
+    ),
+}
+
+
+@pytest.mark.parametrize("case", [*ENCODINGS, *ODD_PROLOGS])
+def test_parsers_get_the_decoded_text_as_utf8(case: str) -> None:
+    """Whether the body is reused as it came (UTF-8) or the text is encoded again, the
+    parsers read exactly the decoded text, under a UTF-8 declaration."""
+    body, headers, _ = ENCODINGS[case] if case in ENCODINGS else (ODD_PROLOGS[case], {}, None)
+    doc = _decode(body, headers.get("Content-Type", ""))
+    assert doc.utf8 == doc.text.encode("utf-8")
+    assert doc.text.lstrip("\ufeff") == doc.text
+    if "<?xml" in doc.text[:50]:
+        assert doc.text.startswith('<?xml version="1.0" encoding="utf-8"?>')
 
 
 def test_windows_1252_byte_0x80_is_the_euro_sign() -> None:

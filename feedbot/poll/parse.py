@@ -71,9 +71,10 @@ def parse_feed_reference(body: bytes, headers: Mapping[str, str], url: str) -> F
 def _parse(body: bytes, headers: Mapping[str, str], url: str, *, fast: bool) -> FeedData:
     content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
     doc = _decode(body, content_type)
-    if not doc.text.strip():
+    if not doc.text or doc.text.isspace():  # neither copies the document, as strip() would
         raise ParseError("not a feed: empty document", resource=url)
-    if doc.text.lstrip()[:1] in ("{", "["):
+    start = _SPACE.match(doc.text)  # always matches
+    if doc.text[start.end() if start else 0] in "{[":
         json_raw, warning = _json_feed(doc.text, url)
         return build_feed(json_raw, url=url, parser="json", warning=_join(doc.warning, warning))
     root_start, doctypes = _prolog(doc.text)
@@ -135,10 +136,18 @@ def _decode(body: bytes, content_type: str) -> _Decoded:
         warning = f"document declared as {first}, decoded as {used}"
     elif not first and used != "utf-8":
         warning = f"no encoding declared, decoded as {used}"
-    text = text.removeprefix("\ufeff")
-    if _XML_DECL.match(text):
-        text = _XML_DECL.sub(_UTF8_DECL, text, count=1)
-    return _Decoded(text=text, utf8=text.encode("utf-8", "surrogatepass"), warning=warning)
+    if text.startswith("\ufeff"):
+        text = text[1:]
+        body = body[3:] if used == "utf-8" else body
+    declaration = _XML_DECL.match(text)
+    if declaration:
+        text = _UTF8_DECL + text[declaration.end() :]
+    if used == "utf-8" and (declaration is None or declaration.group().isascii()):
+        # the body is that text in UTF-8 already (a strict decoding round-trips exactly)
+        utf8 = _UTF8_DECL.encode() + body[declaration.end() :] if declaration else body
+    else:
+        utf8 = text.encode("utf-8", "surrogatepass")
+    return _Decoded(text=text, utf8=utf8, warning=warning)
 
 
 def _sniff_wide(head: bytes) -> str:

@@ -119,7 +119,8 @@ def analyse(feed: FeedData, matcher: Matcher, upstream_topics: Sequence[str]) ->
         topics = tuple(t for t in match.topics if not upstream_topics or t in upstream_topics)
         terms = tuple(sorted({m.term for m in match.matches if m.topic in topics}))
         keys = story_keys(e.title, e.summary, e.link) if topics else None
-        title_key = normalize_title(e.title)[:500] or None
+        # the story keys hold the same normalised title (``story_keys`` computes it)
+        title_key = (normalize_title(e.title) if keys is None else keys.title_key)[:500] or None
         content = e.content if topics else None
         sketch = pack_sketch(keys) if keys is not None else b""
         plans.append(EntryPlan(e, entry_hash(e), topics, terms, title_key, keys, content, sketch))

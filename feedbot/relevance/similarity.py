@@ -197,7 +197,10 @@ def _without_site(title: str, sites: Collection[str]) -> str:
 
 
 def _title_key(title: str) -> str:
-    return _join(units(normalize_text(title)))
+    text = normalize_text(title)
+    if _CJK.search(text) is None:  # ``_join(units(text))`` without a CJK test per word
+        return " ".join(_WORD.findall(text)[:MAX_UNITS])
+    return _join(_UNIT.findall(text)[:MAX_UNITS])
 
 
 def title_names(title: str, *, sites: Collection[str] = ()) -> frozenset[str]:

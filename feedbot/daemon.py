@@ -70,6 +70,14 @@ class StateLock:
             self._fd = None
 
 
+def _start_workers(app: App) -> None:
+    """Start the poll's worker processes in the background, so that the first tick finds
+    them ready (news feeds are large enough to be processed in them); not without
+    upstreams, which would leave them idle."""
+    if app.config.upstream:
+        threading.Thread(target=app.poller.start, name="start-workers", daemon=True).start()
+
+
 class Daemon:
     """Owns the running App (swapped on SIGHUP), the scheduler and the web server."""
 
@@ -119,6 +127,7 @@ class Daemon:
                 log.error("import at start failed, continuing without it: %s", exc)
         self.publish_tick(force=True)
         self._start_web(app.config)
+        _start_workers(app)
         d = app.config.daemon
         jobs: list[tuple[Callable[[], object], timedelta, str]] = [
             (self.poll_tick, d.poll_tick, "poll"),
@@ -201,6 +210,7 @@ class Daemon:
         if (config.server.host, config.server.port) != old_server:
             log.warning("server.host/server.port changes take effect after a restart")
         new.sync_upstreams()
+        _start_workers(new)
         with self._apps_lock:
             old, self.app = self.app, new
             old.poller.stop.set()

@@ -131,3 +131,33 @@ def test_workers_log_like_the_polling_process(
     assert "masked-name" in failed[0]["message"]
     assert result.error in failed[0]["message"]
     assert "secret-feed-name" not in json.dumps(lines)
+
+
+def test_started_workers_are_ready_before_the_first_poll(tmp_path: Path) -> None:
+    body = rss(news(40))
+    with LoopbackServer() as server:
+        server.route(
+            "/f.xml", lambda _: Response(200, body, {"Content-Type": "application/rss+xml"})
+        )
+        app = _app(tmp_path, server.url("/f.xml"), 2)
+        try:
+            assert app.poller.start() == 2  # both built their processor before it returned
+            pool = app.poller.pipeline.cpu._pool
+            assert pool is not None
+            workers = set(pool._processes)
+            assert len(workers) == 2
+            for pid in workers:
+                os.kill(pid, 0)  # running
+            assert app.poller.start() == 0  # started already
+            result = app.poller.run_cycle(include_not_due=True).results[0]
+            assert (result.outcome, result.new) == ("ok", 40)
+            assert app.poller.pipeline.cpu._pool is pool
+            assert set(pool._processes) == workers  # no worker had to be started for it
+        finally:
+            app.close()
+    local = _app(tmp_path / "local", "http://127.0.0.1:9/f.xml", 0)
+    try:
+        assert local.poller.start() == 0  # no worker processes to start
+        assert local.poller.pipeline.cpu._pool is None
+    finally:
+        local.close()

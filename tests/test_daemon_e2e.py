@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -144,6 +145,19 @@ topics = ["alibaba"]
             daemon.kill()
 
 
+def worker_processes(pid: int) -> int:
+    """Running poll worker processes (multiprocessing's spawned children) of *pid*."""
+    count = 0
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            ppid = int((proc / "stat").read_text().rpartition(")")[2].split()[1])
+            cmdline = (proc / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        count += ppid == pid and b"spawn_main" in cmdline
+    return count
+
+
 def polls_of(upstream: LoopbackServer, path: str) -> int:
     return sum(1 for r in upstream.requests if r.path == path)
 
@@ -164,6 +178,11 @@ def test_daemon_end_to_end(world: dict[str, Any]) -> None:
         lambda: polls_of(upstream, "/a") >= 2 and polls_of(upstream, "/b") >= 2, 30, "first polls"
     )
     assert requests.get(f"{base}/healthz", timeout=2).status_code == 200
+    if Path("/proc/self/stat").exists() and (os.cpu_count() or 1) > 1:
+        # started with the daemon, though these small feeds are processed without them
+        assert daemon.proc is not None
+        pid = daemon.proc.pid
+        wait_for(lambda: worker_processes(pid) >= 2, 30, "the worker processes")
 
     # a second daemon on the same state directory refuses to start
     second = subprocess.run(

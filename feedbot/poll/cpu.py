@@ -25,7 +25,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import multiprocessing
+import os
+import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -47,10 +50,17 @@ DIED = "the worker process died on this document or another of its batch"
 _worker: Processor | None = None
 
 
-def _init_worker(recipe: ProcessorRecipe, logs: LogSetup | None) -> None:
+def _init_worker(
+    recipe: ProcessorRecipe, logs: LogSetup | None, started: multiprocessing.Queue[int]
+) -> None:
     global _worker
     apply_setup(logs)
     _worker = recipe.build()
+    started.put(os.getpid())
+
+
+def _nothing() -> None:
+    """A task that makes the pool start one more worker process (see ``CpuStage.start``)."""
 
 
 def _in_worker(jobs: Sequence[Job]) -> list[PollResult | ProcessingError]:
@@ -142,6 +152,31 @@ class CpuStage:
         self._free = threading.Semaphore(max(processes, 1))  # batches in flight
         self._dispatcher: threading.Thread | None = None
         self._closed = False
+        self._context = multiprocessing.get_context("spawn")  # safe beside threads
+        self._started: multiprocessing.Queue[int] = self._context.Queue()
+
+    def start(self, timeout: float = 60.0) -> int:
+        """Start the worker processes now, and wait (at most *timeout* seconds) until each
+        has built its processor; returns how many did. Otherwise the first poll that needs
+        a worker starts them, and pays for their start-up (imports, topics, a connection:
+        about a second of CPU each). A daemon calls it before its first tick."""
+        with self._lock:
+            if self.processes <= 0 or self._pool is not None or self._closed:
+                return 0  # no pool, or started already
+        pool = self._get_pool()
+        # a process pool starts one more worker for each task that no idle worker takes
+        tasks = [pool.submit(_nothing) for _ in range(self.processes)]
+        ready: set[int] = set()
+        deadline = time.monotonic() + timeout
+        while len(ready) < self.processes and time.monotonic() < deadline and not self._closed:
+            try:
+                ready.add(self._started.get(timeout=0.1))
+            except queue.Empty:
+                if any(t.done() and (t.cancelled() or t.exception()) for t in tasks):
+                    break  # the pool broke or was shut: the next poll starts a new one
+        if len(ready) < self.processes:
+            log.warning("%d of %d worker processes started", len(ready), self.processes)
+        return len(ready)
 
     def process(
         self, up: StoredUpstream, owner: str, res: FetchResult, now: datetime
@@ -232,9 +267,9 @@ class CpuStage:
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(
                     self.processes,
-                    mp_context=multiprocessing.get_context("spawn"),  # safe beside threads
+                    mp_context=self._context,
                     initializer=_init_worker,
-                    initargs=(self.recipe, current_setup()),
+                    initargs=(self.recipe, current_setup(), self._started),
                 )
             return self._pool
 

@@ -105,6 +105,11 @@ class Poller:
         self._release(waiting)
         return CycleResult(tuple(results), time.perf_counter() - started)
 
+    def start(self) -> int:
+        """Start the worker processes before the first cycle needs them (see
+        ``CpuStage.start``); returns how many started."""
+        return self.pipeline.cpu.start()
+
     def close(self) -> None:
         """Let the pool's threads go once their polls end; never waits for them (the
         daemon's grace period is the wait). Polling again starts a new pool."""

@@ -1,7 +1,8 @@
 """Polling benchmark: feedbot against the ``reader`` library on the same loopback upstream.
 
     .venv/bin/python bench/poll.py [--feeds 1000] [--latency-ms 50] [--workers 16]
-        [--connections 64] [--hosts 32] [--per-host 2] [--processes N] [--skip-reader]
+        [--connections 64] [--hosts 32] [--per-host 2] [--processes N] [--cold-workers]
+        [--skip-reader]
         [--memory-feeds 10000]
         [--profile-feeds 200] [--profile-phase first|304]
 
@@ -9,7 +10,9 @@ One upstream process (bench/poll_server.py) serves every feed, spread round-robi
 127.0.0.2 .. 127.0.0.(hosts+1), for the whole run. Each tool then runs in its own child
 process (bench/poll_workers.py) with its own SQLite file, one after the other: a first poll
 of every feed, then an all-304 poll. feedbot's poll includes storage and relevance (it is
-``Poller.run_cycle``). Prints one table and the targets of issue 3, PASS/FAIL each:
+``Poller.run_cycle``); its worker processes are started before the first poll, as the
+daemon starts them, and as reader is imported, before either tool's clock starts
+(``--cold-workers`` times their start too). Prints one table and the targets of issue 3, PASS/FAIL each:
 first poll >= 10x reader's first update, all-304 poll >= 1.5x reader's, and feedbot's peak
 RSS for ``--memory-feeds`` feeds <= 1.2x that for ``--feeds``. ``--profile-feeds N`` then
 samples feedbot's first poll of N feeds with py-spy and prints where the time goes.
@@ -110,6 +113,8 @@ def run_child(tool: str, urls: list[str], workdir: Path, args: argparse.Namespac
         cmd += ["--processes", str(args.processes)]
     if profile is not None:
         cmd += ["--profile", str(profile), "--profile-phase", args.profile_phase]
+    if args.cold_workers and tool == "feedbot":
+        cmd.append("--cold-workers")
     log = workdir / "stderr.log"
     with log.open("wb") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err)
@@ -281,6 +286,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--processes", type=int, help="feedbot's poll.processes (default: its own, one per core)"
     )
+    parser.add_argument(
+        "--cold-workers", action="store_true", help="feedbot starts its worker processes "
+        "in the first poll (by default it starts them before, as its daemon does at start)"
+    )  # fmt: skip
     parser.add_argument("--skip-reader", action="store_true")
     parser.add_argument("--memory-feeds", type=int, default=10_000, help="0 skips the run")
     parser.add_argument(

@@ -137,6 +137,7 @@ def run_feedbot(
     urls: list[str], workdir: Path, *, workers: int, connections: int, per_host: int,
     processes: int | None = None,
     stats_url: str | None, profile: Path | None, profile_phase: str = "first",
+    cold_workers: bool = False,
 ) -> Iterator[PhaseResult]:  # fmt: skip
     from feedbot.app import App
 
@@ -144,6 +145,8 @@ def run_feedbot(
     try:
         app.sync_upstreams()
         poller = app.poller
+        if not cold_workers:  # as the daemon does at start; reader is imported untimed too
+            poller.start()
 
         def cycle() -> tuple[int, Counter[str]]:
             result = poller.run_cycle(include_not_due=True)
@@ -225,6 +228,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stats-url", help="the upstream's /stats, read between phases")
     parser.add_argument("--profile", type=Path, help="py-spy output for one feedbot phase")
     parser.add_argument("--profile-phase", choices=PHASES, default="first")
+    parser.add_argument("--cold-workers", action="store_true", help="feedbot only: start "
+                        "the worker processes in the first phase, not before it")  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("reader").setLevel(logging.ERROR)  # one bozo warning per feed otherwise
@@ -236,6 +241,7 @@ def main(argv: list[str] | None = None) -> None:
             urls, args.workdir, workers=args.workers, connections=args.connections,
             per_host=args.per_host, processes=args.processes,
             stats_url=args.stats_url, profile=args.profile, profile_phase=args.profile_phase,
+            cold_workers=args.cold_workers,
         )  # fmt: skip
     else:
         phases = run_reader(urls, args.workdir, workers=args.workers, stats_url=args.stats_url)

@@ -155,6 +155,7 @@ def test_started_workers_are_ready_before_the_first_poll(tmp_path: Path) -> None
             assert set(pool._processes) == workers  # no worker had to be started for it
         finally:
             app.close()
+        assert app.poller.start() == 0  # shut: nothing to start
     local = _app(tmp_path / "local", "http://127.0.0.1:9/f.xml", 0)
     try:
         assert local.poller.start() == 0  # no worker processes to start

@@ -22,6 +22,7 @@ everything waiting. A daemon's tick fetches its due feeds together, so their wri
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import multiprocessing
@@ -153,24 +154,34 @@ class CpuStage:
         self._dispatcher: threading.Thread | None = None
         self._closed = False
         self._context = multiprocessing.get_context("spawn")  # safe beside threads
-        self._started: multiprocessing.Queue[int] = self._context.Queue()
+        # each worker reports here once its processor is built (made with the pool: a
+        # queue's lock starts multiprocessing's resource tracker process)
+        self._started: multiprocessing.Queue[int] | None = None
 
     def start(self, timeout: float = 60.0) -> int:
         """Start the worker processes now, and wait (at most *timeout* seconds) until each
         has built its processor; returns how many did. Otherwise the first poll that needs
         a worker starts them, and pays for their start-up (imports, topics, a connection:
-        about a second of CPU each). A daemon calls it before its first tick."""
+        about a second of CPU each). The daemon calls it at start."""
         with self._lock:
             if self.processes <= 0 or self._pool is not None or self._closed:
                 return 0  # no pool, or started already
-        pool = self._get_pool()
-        # a process pool starts one more worker for each task that no idle worker takes
-        tasks = [pool.submit(_nothing) for _ in range(self.processes)]
+        try:
+            pool = self._get_pool()
+            started = self._started
+            assert started is not None  # made with the pool
+            with contextlib.suppress(queue.Empty):
+                while True:  # what workers of an earlier pool reported
+                    started.get_nowait()
+            # a process pool starts one more worker for each task that no idle worker takes
+            tasks = [pool.submit(_nothing) for _ in range(self.processes)]
+        except RuntimeError:  # shut (or broken) meanwhile: the next poll starts a pool
+            return 0
         ready: set[int] = set()
         deadline = time.monotonic() + timeout
         while len(ready) < self.processes and time.monotonic() < deadline and not self._closed:
             try:
-                ready.add(self._started.get(timeout=0.1))
+                ready.add(started.get(timeout=0.1))
             except queue.Empty:
                 if any(t.done() and (t.cancelled() or t.exception()) for t in tasks):
                     break  # the pool broke or was shut: the next poll starts a new one
@@ -265,6 +276,8 @@ class CpuStage:
             if self._closed:
                 raise RuntimeError("the worker processes were shut down")
             if self._pool is None:
+                if self._started is None:
+                    self._started = self._context.Queue()
                 self._pool = ProcessPoolExecutor(
                     self.processes,
                     mp_context=self._context,

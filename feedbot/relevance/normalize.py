@@ -32,7 +32,7 @@ _LETTER = re.compile(f"[{_LETTERS}]")
 _NOT_AFTER = f"(?![{_LETTERS}])"
 
 _CJK = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]")
-_MARKS = re.compile("[\u0300-\u036f]+")
+_MARKS = re.compile("[\u0300-\u036f]")  # one at a time: faster than runs, which are rare
 _SEPARATORS = re.compile(r"[\s\-]+")
 _SEPARATOR_PATTERN = r"[\s\-]+"
 

@@ -110,7 +110,8 @@ class PublishConfig(_Model):
 class PollConfig(_Model):
     """Politeness and limits for polling upstream feeds."""
 
-    # polls processed at once after their fetch (parse, relevance, store)
+    # polls processed at once after their fetch (parse, relevance, store), besides the
+    # batches worker processes hold (see pipeline.py)
     workers: int = Field(default=16, ge=1, le=256)
     # fetches in flight at once, each host limited to per_host: waiting on the network
     # costs a thread, not a worker

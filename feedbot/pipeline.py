@@ -29,7 +29,9 @@ class Pipeline:
         self.fetcher = fetcher
         self.cpu = cpu
         self.clock = clock
-        self.slots = threading.BoundedSemaphore(workers)  # polls processed at once
+        # polls processed at once: *workers*, besides the batches the worker processes hold,
+        # so that full batches wait while those are written (docs/architecture.md)
+        self.slots = threading.BoundedSemaphore(workers + cpu.held)
 
     def poll(self, up: StoredUpstream, owner: str) -> PollResult:
         """Fetch, then process the response on one of ``workers`` slots."""

@@ -465,6 +465,23 @@ def test_connections_bound_fetches_in_flight_not_workers(tmp_path: Path) -> None
     assert elapsed < 8 * 0.3  # not one at a time
 
 
+@pytest.mark.parametrize(("processes", "admitted"), [(0, 3), (2, 3 + 2 * 8)])
+def test_worker_processes_batches_come_on_top_of_workers(
+    tmp_path: Path, processes: int, admitted: int
+) -> None:
+    """``poll.workers`` polls are processed at once besides a batch held by each worker
+    process, so the next full batches can wait while those are written."""
+    app = make_app(tmp_path, {"poll": {"workers": 3, "processes": processes}}, FakeClock())
+    try:
+        slots = app.poller.pipeline.slots
+        taken = 0
+        while taken <= admitted and slots.acquire(blocking=False):
+            taken += 1
+        assert taken == admitted
+    finally:
+        app.close()
+
+
 def test_cycles_share_one_thread_pool_until_the_poller_closes(
     tmp_path: Path, server: LoopbackServer
 ) -> None:

@@ -158,6 +158,11 @@ class CpuStage:
         # queue's lock starts multiprocessing's resource tracker process)
         self._started: multiprocessing.Queue[int] | None = None
 
+    @property
+    def held(self) -> int:
+        """Responses the worker processes hold at most: a batch each, in flight."""
+        return max(self.processes, 0) * self.batch
+
     def start(self, timeout: float = 60.0) -> int:
         """Start the worker processes now, and wait (at most *timeout* seconds) until each
         has built its processor; returns how many did. Otherwise the first poll that needs

@@ -59,7 +59,7 @@ class PollResult:
 
 
 # A worker process's page cache (SQLite; its one busy connection). One write transaction
-# of a group commit (8 first polls) touches more pages than SQLite's default 2 MiB holds;
+# of a group commit (up to 16 first polls) touches more pages than SQLite's default 2 MiB holds;
 # with 8 MiB it holds the write lock about a tenth less long (docs/architecture.md).
 WORKER_CACHE_KIB = 8 * 1024
 # A worker process's sketch cache (stories): a first poll of many feeds compares each new

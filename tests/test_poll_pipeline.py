@@ -14,6 +14,7 @@ import pytest
 from feedbot.app import App
 from feedbot.clock import Clock
 from feedbot.config import config_from_mapping
+from feedbot.poll.cpu import BATCH
 from feedbot.store import articles as store_articles
 from feedbot.store import outbox
 from feedbot.store import upstreams as store_upstreams
@@ -465,7 +466,7 @@ def test_connections_bound_fetches_in_flight_not_workers(tmp_path: Path) -> None
     assert elapsed < 8 * 0.3  # not one at a time
 
 
-@pytest.mark.parametrize(("processes", "admitted"), [(0, 3), (2, 3 + 2 * 8)])
+@pytest.mark.parametrize(("processes", "admitted"), [(0, 3), (2, 3 + 2 * BATCH)])
 def test_worker_processes_batches_come_on_top_of_workers(
     tmp_path: Path, processes: int, admitted: int
 ) -> None:

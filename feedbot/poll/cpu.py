@@ -45,7 +45,7 @@ from feedbot.store.upstreams import StoredUpstream
 log = logging.getLogger(__name__)
 
 OFFLOAD_BYTES = 32 * 1024
-BATCH = 8
+BATCH = 16
 DIED = "the worker process died on this document or another of its batch"
 
 _worker: Processor | None = None

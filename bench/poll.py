@@ -12,10 +12,11 @@ process (bench/poll_workers.py) with its own SQLite file, one after the other: a
 of every feed, then an all-304 poll. feedbot's poll includes storage and relevance (it is
 ``Poller.run_cycle``); its worker processes are started before the first poll, as the
 daemon starts them, and as reader is imported, before either tool's clock starts
-(``--cold-workers`` times their start too). Prints one table and the targets of issue 3, PASS/FAIL each:
-first poll >= 10x reader's first update, all-304 poll >= 1.5x reader's, and feedbot's peak
-RSS for ``--memory-feeds`` feeds <= 1.2x that for ``--feeds``. ``--profile-feeds N`` then
-samples feedbot's first poll of N feeds with py-spy and prints where the time goes.
+(``--cold-workers`` times their start too). Prints one table and the targets of issue 3,
+PASS/FAIL each: first poll >= 10x reader's first update, all-304 poll >= 1.5x reader's,
+and feedbot's peak RSS for ``--memory-feeds`` feeds <= 1.2x that for ``--feeds``.
+``--profile-feeds N`` then samples feedbot's first poll of N feeds with py-spy and prints
+where the time goes.
 """
 
 from __future__ import annotations

@@ -59,8 +59,8 @@ class PollResult:
 
 
 # A worker process's page cache (SQLite; its one busy connection). One write transaction
-# of a group commit (up to 16 first polls) touches more pages than SQLite's default 2 MiB holds;
-# with 8 MiB it holds the write lock about a tenth less long (docs/architecture.md).
+# of a group commit (up to 16 first polls) touches more pages than SQLite's default 2 MiB
+# holds; with 8 MiB it holds the write lock about a tenth less long (docs/architecture.md).
 WORKER_CACHE_KIB = 8 * 1024
 # A worker process's sketch cache (stories): a first poll of many feeds compares each new
 # story with stories stored by every worker, and a miss reads and unpacks a stored sketch

@@ -42,8 +42,10 @@ _BOMS = (
 _XML_DECL_ENCODING = re.compile(r"""^\s*<\?xml\s[^>]*?encoding\s*=\s*["']([A-Za-z0-9._:-]+)""")
 _XML_DECL = re.compile(r"^\s*<\?xml[^>]*>")
 _UTF8_DECL = '<?xml version="1.0" encoding="utf-8"?>'
+_UTF8_DECL_BYTES = _UTF8_DECL.encode()
 _CHARSET = re.compile(r"""charset\s*=\s*["']?([^\s;"']+)""", re.IGNORECASE)
 _SPACE = re.compile(r"\s*")
+_NON_SPACE = re.compile(r"\S")
 _ELEMENT = re.compile(r"<([A-Za-z_][\w.:-]*)")
 _ENTITY_DECL = re.compile(r"<!ENTITY", re.IGNORECASE)
 _EXTERNAL_ENTITY = re.compile(r"<!ENTITY\s+(?:%\s*)?\S+\s+(?:SYSTEM|PUBLIC)\b", re.IGNORECASE)
@@ -71,10 +73,10 @@ def parse_feed_reference(body: bytes, headers: Mapping[str, str], url: str) -> F
 def _parse(body: bytes, headers: Mapping[str, str], url: str, *, fast: bool) -> FeedData:
     content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
     doc = _decode(body, content_type)
-    if not doc.text or doc.text.isspace():  # neither copies the document, as strip() would
+    if not doc.text or doc.text.isspace():  # not strip(), which would copy the document
         raise ParseError("not a feed: empty document", resource=url)
-    start = _SPACE.match(doc.text)  # always matches
-    if doc.text[start.end() if start else 0] in "{[":
+    first = _NON_SPACE.search(doc.text)  # not lstrip(), which would copy the document
+    if first and first.group() in "{[":
         json_raw, warning = _json_feed(doc.text, url)
         return build_feed(json_raw, url=url, parser="json", warning=_join(doc.warning, warning))
     root_start, doctypes = _prolog(doc.text)
@@ -144,7 +146,11 @@ def _decode(body: bytes, content_type: str) -> _Decoded:
         text = _UTF8_DECL + text[declaration.end() :]
     if used == "utf-8" and (declaration is None or declaration.group().isascii()):
         # the body is that text in UTF-8 already (a strict decoding round-trips exactly)
-        utf8 = _UTF8_DECL.encode() + body[declaration.end() :] if declaration else body
+        utf8 = (
+            b"".join((_UTF8_DECL_BYTES, memoryview(body)[declaration.end() :]))
+            if declaration
+            else body
+        )
     else:
         utf8 = text.encode("utf-8", "surrogatepass")
     return _Decoded(text=text, utf8=utf8, warning=warning)

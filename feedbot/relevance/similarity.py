@@ -102,8 +102,9 @@ def units(text: str) -> list[str]:
 
 def _join(parts: Sequence[str]) -> str:
     """Join units with spaces, except next to CJK characters (which use none)."""
-    if not any(map(_CJK.match, parts)):
-        return " ".join(parts)
+    joined = " ".join(parts)
+    if _CJK.search(joined) is None:  # one search, not a match per unit (a unit is one CJK
+        return joined  # character or holds none)
     out: list[str] = []
     prev_cjk = True
     for part in parts:
@@ -197,10 +198,7 @@ def _without_site(title: str, sites: Collection[str]) -> str:
 
 
 def _title_key(title: str) -> str:
-    text = normalize_text(title)
-    if _CJK.search(text) is None:  # ``_join(units(text))`` without a CJK test per word
-        return " ".join(_WORD.findall(text)[:MAX_UNITS])
-    return _join(_UNIT.findall(text)[:MAX_UNITS])
+    return _join(units(normalize_text(title)))
 
 
 def title_names(title: str, *, sites: Collection[str] = ()) -> frozenset[str]:

@@ -162,3 +162,57 @@ def test_started_workers_are_ready_before_the_first_poll(tmp_path: Path) -> None
         assert local.poller.pipeline.cpu._pool is None
     finally:
         local.close()
+
+
+def test_responses_processed_here_are_parsed_on_one_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whichever poll thread fetched them, the responses processed in the polling process
+    are parsed on the stage's one thread (lxml's per-thread parser dictionaries made the
+    process's memory grow with the feeds its dozens of threads had parsed). The thread
+    exits when idle, and the next response starts another."""
+    import threading
+
+    import feedbot.poll.cpu as cpu
+    import feedbot.processor as processor
+
+    parsed_on: list[str] = []
+    real = processor.parse_feed
+
+    def parse_feed(*args: Any) -> Any:
+        parsed_on.append(threading.current_thread().name)
+        return real(*args)
+
+    monkeypatch.setattr(processor, "parse_feed", parse_feed)
+    monkeypatch.setattr(cpu, "_IDLE_SECONDS", 0.2)
+    with LoopbackServer() as server:
+        for n in range(12):
+            body = rss(news(3, prefix=f"https://site{n}.example/news"))
+            server.route(
+                f"/{n}.xml", lambda _, b=body: Response(200, b, {"Content-Type": "text/xml"})
+            )
+        raw: dict[str, Any] = {
+            "poll": {"processes": 0, "per_host": 12},
+            "upstream": [{"name": f"f{n}", "url": server.url(f"/{n}.xml")} for n in range(12)],
+        }
+        app = App(config_from_mapping(raw, base_dir=tmp_path, env={}))
+        try:
+            app.sync_upstreams()
+            first = app.poller.run_cycle(include_not_due=True).results
+            stage = app.poller.pipeline.cpu._group
+            deadline = time.monotonic() + 10
+            while stage._thread is not None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            idle = stage._thread
+            again = app.poller.run_cycle(include_not_due=True).results
+        finally:
+            app.close()
+    assert [r.outcome for r in first] == ["ok"] * 12
+    assert (sum(r.new for r in first), sum(r.duplicates for r in first)) == (
+        3,
+        33,
+    )  # same 3 stories
+    assert [r.outcome for r in again] == ["unchanged"] * 12
+    assert idle is None  # the idle thread had exited; the second cycle started another
+    assert len(parsed_on) == 12
+    assert set(parsed_on) == {"cpu-local"}

@@ -14,10 +14,9 @@ write transaction queues for the one write lock and pays for its commit, and tha
 not the CPU, bounded a first poll of many feeds. Nothing waits to fill a batch: an idle
 poller sends batches of one.
 
-Responses processed in this process are group-committed too (``_LocalGroup``): the
-threads whose responses are ready at once take turns, and whoever's turn it is processes
-everything waiting. A daemon's tick fetches its due feeds together, so their write-backs
-(mostly 304s) become one transaction instead of one each.
+Responses processed in this process are group-committed too (``_LocalGroup``), by one
+thread that processes everything waiting at once. A daemon's tick fetches its due feeds
+together, so their write-backs (mostly 304s) become one transaction instead of one each.
 """
 
 from __future__ import annotations
@@ -47,6 +46,7 @@ log = logging.getLogger(__name__)
 OFFLOAD_BYTES = 32 * 1024
 BATCH = 16
 DIED = "the worker process died on this document or another of its batch"
+_IDLE_SECONDS = 5.0  # a thread of this stage with nothing to do for this long exits
 
 _worker: Processor | None = None
 
@@ -86,44 +86,46 @@ def _settle(
 
 
 class _LocalGroup:
-    """Group commit in this process: each caller queues its job, then either finds it done
-    or, when no one is processing, processes what waits (up to ``batch``) itself."""
+    """Group commit in this process, on one thread of its own: each caller queues its job
+    and waits; the thread processes what waits (up to ``batch``) in one transaction.
+
+    One thread, not whichever caller comes first: lxml keeps a parser dictionary per
+    thread that grows with the documents parsed there, and parsing on the poll's dozens
+    of threads made the polling process's memory grow with the number of feeds."""
 
     def __init__(self, local: Processor, batch: int) -> None:
         self.local = local
         self.batch = batch
         self._waiting: deque[tuple[Job, Future[PollResult]]] = deque()
-        self._turn = threading.Condition()
-        self._busy = False
+        self._ready = threading.Condition()
+        self._thread: threading.Thread | None = None
 
     def process(self, job: Job) -> PollResult:
         done: Future[PollResult] = Future()
-        with self._turn:
+        with self._ready:
             self._waiting.append((job, done))
+            self._ready.notify()
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="cpu-local", daemon=True)
+                self._thread.start()
+        return done.result()  # raises the poll's ProcessingError
+
+    def _loop(self) -> None:
+        """Process what waits; exit after an idle while (the next job starts a new one)."""
         while True:
-            with self._turn:
-                while self._busy and not done.done():
-                    self._turn.wait()
-                if done.done():
-                    break
-                self._busy = True  # not done and no one busy: the job still waits
+            with self._ready:
+                if not self._ready.wait_for(lambda: self._waiting, timeout=_IDLE_SECONDS):
+                    self._thread = None
+                    return
                 size = min(len(self._waiting), self.batch)
                 batch = [self._waiting.popleft() for _ in range(size)]
-            try:
-                self._run(batch)
-            finally:
-                with self._turn:
-                    self._busy = False
-                    self._turn.notify_all()
-        return done.result()  # raises the poll's ProcessingError
+            self._run(batch)
 
     def _run(self, batch: list[tuple[Job, Future[PollResult]]]) -> None:
         try:
             results = self.local.process_many([job for job, _ in batch])
         except BaseException as exc:  # the store failed: every poll of the batch fails
             _settle(batch, [exc] * len(batch))
-            if not isinstance(exc, Exception):
-                raise  # interrupted; no caller waits forever for it
             return
         _settle(batch, results)
 
@@ -225,7 +227,7 @@ class CpuStage:
             self._free.acquire()
             with self._ready:
                 if not self._waiting and not self._ready.wait_for(
-                    lambda: self._waiting or self._closed, timeout=5.0
+                    lambda: self._waiting or self._closed, timeout=_IDLE_SECONDS
                 ):
                     self._dispatcher = None  # idle: the next job starts a new one
                     self._free.release()

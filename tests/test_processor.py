@@ -203,6 +203,26 @@ def test_a_store_failure_reaches_every_poll_of_the_group_and_none_hangs(
     assert all(isinstance(r, PollResult) and r.outcome == "ok" for r in again)
 
 
+def test_a_bug_in_the_group_fails_its_polls_and_the_next_ones_still_run(
+    tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Results that do not match their batch (a bug) fail the batch's polls, none hangs,
+    and the stage's thread goes on with the next ones."""
+    with LoopbackServer() as server:
+        app, jobs = _setup(tmp_path, server, ["a", "b", "c"], db_url)
+        local = app.poller.pipeline.cpu.local
+        real = local.process_many
+        try:
+            monkeypatch.setattr(local, "process_many", lambda batch, **kw: [])
+            out = _in_threads(app, jobs, slow="a")
+            monkeypatch.setattr(local, "process_many", real)
+            again = _in_threads(app, jobs, slow="a")
+        finally:
+            app.close()
+    assert [type(r).__name__ for r in out] == ["ValueError"] * 3  # zip(strict=True)
+    assert all(isinstance(r, PollResult) and r.outcome == "ok" for r in again)
+
+
 def test_each_new_story_is_stored_with_the_sketch_of_its_own_keys(
     tmp_path: Path, db_url: str
 ) -> None:

@@ -123,11 +123,10 @@ class _LocalGroup:
 
     def _run(self, batch: list[tuple[Job, Future[PollResult]]]) -> None:
         try:
-            results = self.local.process_many([job for job, _ in batch])
-        except BaseException as exc:  # the store failed: every poll of the batch fails
-            _settle(batch, [exc] * len(batch))
-            return
-        _settle(batch, results)
+            _settle(batch, self.local.process_many([job for job, _ in batch]))
+        except BaseException as exc:  # the store failed: every poll still waiting fails
+            waiting = [(job, done) for job, done in batch if not done.done()]
+            _settle(waiting, [exc] * len(waiting))  # and this thread goes on
 
 
 class CpuStage:

@@ -208,10 +208,8 @@ def test_responses_processed_here_are_parsed_on_one_thread(
         finally:
             app.close()
     assert [r.outcome for r in first] == ["ok"] * 12
-    assert (sum(r.new for r in first), sum(r.duplicates for r in first)) == (
-        3,
-        33,
-    )  # same 3 stories
+    stories = (sum(r.new for r in first), sum(r.duplicates for r in first))
+    assert stories == (3, 33)  # every feed carries the same 3 stories
     assert [r.outcome for r in again] == ["unchanged"] * 12
     assert idle is None  # the idle thread had exited; the second cycle started another
     assert len(parsed_on) == 12

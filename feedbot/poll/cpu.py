@@ -30,10 +30,11 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
+from typing import TypeVar
 
 from feedbot.errors import ProcessingError
 from feedbot.logs import LogSetup, apply_setup, current_setup
@@ -47,6 +48,8 @@ OFFLOAD_BYTES = 32 * 1024
 BATCH = 16
 DIED = "the worker process died on this document or another of its batch"
 _IDLE_SECONDS = 5.0  # a thread of this stage with nothing to do for this long exits
+
+_T = TypeVar("_T")
 
 _worker: Processor | None = None
 
@@ -85,6 +88,30 @@ def _settle(
             done.set_result(result)
 
 
+def _running(
+    thread: threading.Thread | None, target: Callable[[], None], name: str
+) -> threading.Thread:
+    """*thread* if it still runs, else a new daemon thread running *target*, started."""
+    if thread is not None and thread.is_alive():
+        return thread
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+def _next_batch(
+    ready: threading.Condition,
+    waiting: deque[_T],
+    size: int,
+    stop: Callable[[], bool] = lambda: False,
+) -> list[_T]:
+    """Holding *ready*: up to *size* of what waits, once something does; empty after
+    ``_IDLE_SECONDS`` with nothing, or once *stop* says so with nothing waiting."""
+    if not ready.wait_for(lambda: waiting or stop(), timeout=_IDLE_SECONDS) or not waiting:
+        return []
+    return [waiting.popleft() for _ in range(min(len(waiting), size))]
+
+
 class _LocalGroup:
     """Group commit in this process, on one thread of its own: each caller queues its job
     and waits; the thread processes what waits (up to ``batch``) in one transaction.
@@ -105,20 +132,17 @@ class _LocalGroup:
         with self._ready:
             self._waiting.append((job, done))
             self._ready.notify()
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._loop, name="cpu-local", daemon=True)
-                self._thread.start()
+            self._thread = _running(self._thread, self._loop, "cpu-local")
         return done.result()  # raises the poll's ProcessingError
 
     def _loop(self) -> None:
         """Process what waits; exit after an idle while (the next job starts a new one)."""
         while True:
             with self._ready:
-                if not self._ready.wait_for(lambda: self._waiting, timeout=_IDLE_SECONDS):
+                batch = _next_batch(self._ready, self._waiting, self.batch)
+                if not batch:
                     self._thread = None
                     return
-                size = min(len(self._waiting), self.batch)
-                batch = [self._waiting.popleft() for _ in range(size)]
             self._run(batch)
 
     def _run(self, batch: list[tuple[Job, Future[PollResult]]]) -> None:
@@ -207,35 +231,22 @@ class CpuStage:
         with self._ready:
             self._waiting.append((job, done))
             self._ready.notify()
-            self._start_dispatcher()
+            self._dispatcher = _running(self._dispatcher, self._dispatch, "cpu-dispatch")
         try:
             return done.result()
         except _WorkerDiedError:
             return self.local.process(up, owner, res, now, failure=DIED)
-
-    def _start_dispatcher(self) -> None:
-        if self._dispatcher is None or not self._dispatcher.is_alive():
-            self._dispatcher = threading.Thread(
-                target=self._dispatch, name="cpu-dispatch", daemon=True
-            )
-            self._dispatcher.start()
 
     def _dispatch(self) -> None:
         """Send what waits to a free worker, up to ``batch`` at once; exit when idle."""
         while True:
             self._free.acquire()
             with self._ready:
-                if not self._waiting and not self._ready.wait_for(
-                    lambda: self._waiting or self._closed, timeout=_IDLE_SECONDS
-                ):
-                    self._dispatcher = None  # idle: the next job starts a new one
+                batch = _next_batch(self._ready, self._waiting, self.batch, lambda: self._closed)
+                if not batch:  # idle or closed: the next job starts a new one
+                    self._dispatcher = None
                     self._free.release()
                     return
-                if not self._waiting:  # closed
-                    self._free.release()
-                    return
-                size = min(len(self._waiting), self.batch)
-                batch = [self._waiting.popleft() for _ in range(size)]
             self._send(batch)
 
     def _send(self, batch: list[tuple[Job, Future[PollResult]]]) -> None:

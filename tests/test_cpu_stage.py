@@ -67,7 +67,7 @@ def test_worker_and_in_process_store_the_same(tmp_path: Path) -> None:
                 app.close()
     local, remote = results
     assert remote.outcome == local.outcome == "ok"
-    assert (remote.new, remote.irrelevant, remote.parser) == (local.new, local.irrelevant, "fast")
+    assert (remote.new, remote.irrelevant, remote.parser) == (local.new, local.irrelevant, "tree")
     assert remote.new == 40
     assert stored[0] == stored[1]
     assert len(stored[1][1]) == 41

@@ -89,7 +89,7 @@ def test_conditional_get_and_unchanged_body_parse_nothing(
     clock = FakeClock()
     app = make_app(tmp_path, {"upstream": [upstream("a", server.url("/feed.xml"))]}, clock)
     first = poll(app)["a"]
-    assert (first.outcome, first.parser, first.new) == ("ok", "fast", 3)
+    assert (first.outcome, first.parser, first.new) == ("ok", "tree", 3)
     second = poll(app)["a"]
     assert (second.outcome, second.parser, second.new) == ("not_modified", None, 0)
     assert server.requests[-1].headers["if-none-match"] == '"v1"'

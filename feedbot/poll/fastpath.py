@@ -75,16 +75,25 @@ def _parse(utf8: bytes, root: Any) -> RawFeed:
     if len(entries) != len(items):
         raise _DeclinedError(f"{len(entries)} entries where the XML has {len(items)}")
     atom = channel is root
+    return raw_feed(
+        channel,
+        tuple(_entry(e, item, atom) for e, item in zip(entries, items, strict=True)),
+        atom=atom,
+    )
+
+
+def raw_feed(channel: Any, entries: tuple[RawEntry, ...], *, atom: bool) -> RawFeed:
+    """The feed's own fields, read off its channel (RSS) or its root (Atom), with *entries*."""
     return RawFeed(
         title=_text(_child(channel, "title", _TITLE_NAMESPACES)),
         link=_atom_link(channel) if atom else _child_text(channel, "link", _RSS_NAMESPACES),
-        language=root.get("{http://www.w3.org/XML/1998/namespace}lang")
+        language=channel.get("{http://www.w3.org/XML/1998/namespace}lang")
         if atom
         else (_child_text(channel, "language", _RSS_NAMESPACES | {_DC})),
         ttl=None if atom else _child_text(channel, "ttl", _RSS_NAMESPACES),
         update_period=_child_text(channel, "updatePeriod", {_SY}),
         update_frequency=_child_text(channel, "updateFrequency", {_SY}),
-        entries=tuple(_entry(e, item, atom) for e, item in zip(entries, items, strict=True)),
+        entries=entries,
     )
 
 

@@ -11,6 +11,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from html import escape
 from urllib.parse import urljoin, urlsplit
 
@@ -235,5 +236,16 @@ def _second(value: datetime | None) -> datetime | None:
 
 
 def _unique(values: tuple[str, ...]) -> tuple[str, ...]:
-    cleaned = (clean_text(v) for v in values)
+    cleaned = (_label(v) if len(v) <= _LABEL_CHARS else clean_text(v) for v in values)
     return tuple(dict.fromkeys(v for v in cleaned if v))
+
+
+_LABEL_CHARS = 200  # longer labels are cleaned each time, so the memo stays small
+
+
+@lru_cache(maxsize=4096)
+def _label(value: str) -> str:
+    """A category or author name, cleaned. Memoised: the same few labels come back on
+    most entries of a feed and across feeds, and cleaning each again cost as much as
+    cleaning the entry's title (``bench/parse_bench.py``)."""
+    return clean_text(value)

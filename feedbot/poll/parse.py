@@ -26,6 +26,7 @@ from lxml import etree
 from feedbot.errors import ParseError
 from feedbot.poll.fastpath import parse_fast
 from feedbot.poll.feeddata import FeedData, RawEntry, RawFeed, build_feed
+from feedbot.poll.treepath import parse_tree
 
 __all__ = ["parse_feed", "parse_feed_reference"]
 
@@ -97,6 +98,9 @@ def _parse(body: bytes, headers: Mapping[str, str], url: str, *, fast: bool) -> 
         if name.lower() not in _FEED_ROOTS:
             raise ParseError(f"not a feed: XML with a <{name}> root", resource=url)
         if fast:
+            raw = parse_tree(doc.utf8, root)
+            if raw is not None:
+                return build_feed(raw, url=url, parser="tree", warning=doc.warning)
             raw = parse_fast(doc.utf8, root)
             if raw is not None:
                 return build_feed(raw, url=url, parser="fast", warning=doc.warning)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import codecs
 import re
+import tracemalloc
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -16,7 +17,7 @@ from feedbot.poll.feeddata import (
     absolute_link,
     is_plain_absolute,
 )
-from feedbot.poll.parse import _decode, parse_feed, parse_feed_reference
+from feedbot.poll.parse import _decode, _strict_root, parse_feed, parse_feed_reference
 from tests.loopback import LoopbackServer, Request, Response
 
 FEEDS = Path(__file__).parent / "data" / "feeds"
@@ -256,6 +257,43 @@ def test_external_dtd_is_never_loaded(parse: object) -> None:
         assert server.requests == []
     assert feed.title == "plain"
     assert [e.title for e in feed.entries] == ["one"]
+
+
+def nested(depth: int) -> bytes:
+    return (
+        b'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>t</title>'
+        + b"<a>" * depth
+        + b"</a>" * depth
+        + b"</channel></rss>"
+    )
+
+
+def test_the_strict_parse_builds_no_huge_tree() -> None:
+    """ElementTree builds every element as a Python object, at any depth: a document with
+    more tags than a large feed is parsed strictly by lxml, which refuses nesting deeper
+    than 256, instead of costing here about 130 bytes a tag (15 MiB for this one)."""
+    deep = nested(60_000)  # 120,000 tags, 420 KiB
+    tracemalloc.start()
+    try:
+        assert _strict_root(deep) is None
+        assert tracemalloc.get_traced_memory()[1] < 2 * 1024 * 1024
+    finally:
+        tracemalloc.stop()
+    root = _strict_root(nested(300))  # as deep as lxml refuses, but few tags
+    assert root is not None
+    assert len(list(root.iter("a"))) == 300
+
+
+def test_comments_and_instructions_never_reach_the_tree() -> None:
+    body = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><?pi x?>'
+        b"<item><!-- c --><title>A</title><?pi y?><link>https://example.org/a</link></item>"
+        b"</channel></rss>"
+    )
+    root = _strict_root(body)
+    assert [child.tag for child in root.find("channel/item")] == ["title", "link"]
+    feed = parse_feed(body, {}, "https://example.org/feed")
+    assert (feed.parser, [e.link for e in feed.entries]) == ("tree", ["https://example.org/a"])
 
 
 def test_summary_is_bounded_and_content_sanitised() -> None:

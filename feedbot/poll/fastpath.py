@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import fastfeedparser
-from lxml import etree
 
 from feedbot.poll.feeddata import RawEntry, RawFeed
 
@@ -50,20 +49,20 @@ def parse_fast(utf8: bytes, root: Any) -> RawFeed | None:
 
 
 def _parse(utf8: bytes, root: Any) -> RawFeed:
-    qname = etree.QName(root)
+    namespace, name = _split_tag(root.tag)
     if b"xml:base" in utf8:
         raise _DeclinedError("xml:base present")
-    if qname.localname == "rss" and not qname.namespace:
+    if name == "rss" and not namespace:
         channel = root.find("channel")
         items = list(root.iter("item"))
-    elif qname.localname == "RDF" and qname.namespace == RDF:
+    elif name == "RDF" and namespace == RDF:
         channel = root.find("{*}channel")
-        items = list(root.iter("{*}item"))
-    elif qname.localname == "feed" and qname.namespace == ATOM:
+        items = list(root.iterfind(".//{*}item"))
+    elif name == "feed" and namespace == ATOM:
         channel = root
         items = list(root.iter(f"{{{ATOM}}}entry"))
     else:
-        raise _DeclinedError(f"format {qname.text} is left to feedparser")
+        raise _DeclinedError(f"format {root.tag} is left to feedparser")
     if channel is None:
         raise _DeclinedError("no channel element")
     try:
@@ -156,7 +155,7 @@ def _utc(value: object) -> datetime | None:
 
 def _atom_link(element: Any) -> str | None:
     """The first alternate HTML link, as feedparser picks it."""
-    for link in element.iterchildren(f"{{{ATOM}}}link"):
+    for link in element.iterfind(f"{{{ATOM}}}link"):
         rel = link.get("rel") or "alternate"
         kind = (link.get("type") or "text/html").split(";")[0].strip().lower()
         if rel == "alternate" and kind in _HTML_TYPES and link.get("href"):
@@ -175,7 +174,7 @@ def _child(element: Any, name: str, namespaces: frozenset[str] | set[str]) -> An
 
 
 def _split_tag(tag: str) -> tuple[str, str]:
-    """``(namespace, local name)`` of an lxml tag (``{namespace}local`` or ``local``), without
+    """``(namespace, local name)`` of an element tag (``{namespace}local`` or ``local``), without
     building a ``QName`` for each element of each entry."""
     if tag[:1] != "{":
         return "", tag

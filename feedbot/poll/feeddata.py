@@ -65,7 +65,7 @@ class EntryData:
 
 @dataclass(frozen=True, slots=True)
 class FeedData:
-    """One parsed upstream document. ``parser`` is "fast", "feedparser" or "json"."""
+    """One parsed upstream document. ``parser`` is "tree", "fast", "feedparser" or "json"."""
 
     title: str
     link: str | None

@@ -1,22 +1,22 @@
 """The tree path: plain RSS 2.0 read straight off the tree the parse stage already holds.
 
-``parse.py`` parses every XML document strictly with lxml before any feed parser runs
+``parse.py`` parses every XML document strictly (ElementTree) before any feed parser runs
 (well-formedness, no DTD, no network), so the fast path's fastfeedparser call parses each
-document a second time. For RSS 2.0 whose items hold only the elements below, reading
-them off that tree costs about a third of the second parse plus its checks
+document a second time, then walks the tree anyway for its checks. For RSS 2.0 whose items
+hold only the elements below, reading them off that tree costs about half as much
 (docs/architecture.md has the figures). Anything else returns None and goes on to the fast
 path, then to feedparser:
 
 - an item element that this module does not read or know to be harmless, or an element
   read for text that holds markup as elements;
-- a field given twice (two titles, two descriptions, two dates: feedparser and
-  fastfeedparser do not pick the same one);
-- a ``pubDate`` that is not RFC 822 with a four-digit year and a GMT, UT, UTC, Z or
+- a field given twice (two titles, two descriptions, two dates, an ``author`` and a
+  ``dc:creator``: the parsers do not all pick the same one);
+- a ``pubDate`` that is not RFC 822 with a four-digit year and a GMT, UT, UTC, Z, US or
   numeric zone (nearly every feed's form; the others are left to the parsers' own rules).
 
-Each field is what the fast path gives for it (the same strings, so the same entry hashes
-after an upgrade); ``tests/test_parse_differential.py`` checks it on every corpus file and
-on the benchmark's documents.
+Each field is what the fast path gives for it, string for string (so entry hashes do not
+change on upgrade); ``tests/test_parse_tree.py`` checks it on every corpus file this path
+reads and on cases of each rule, and the dates against feedparser too.
 """
 
 from __future__ import annotations

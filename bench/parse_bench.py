@@ -71,7 +71,7 @@ def measure(run: Callable[[], object], rounds: int) -> tuple[float, float]:
 def _without_tree_path(body: bytes, headers: dict[str, str]) -> object:
     """``parse_feed`` as it was before the tree path: fastfeedparser checked on the tree."""
     tree_path = feedbot.poll.parse.parse_tree
-    feedbot.poll.parse.parse_tree = lambda utf8, root: None
+    feedbot.poll.parse.parse_tree = lambda root: None
     try:
         return parse_feed(body, headers, URL)
     finally:

@@ -2,7 +2,8 @@
 
 ``parse_fast`` returns None, and the caller falls back to feedparser, whenever the fast
 parser fails or its result is not trustworthy. The caller has already parsed the document
-strictly (no DTD, no network); that tree is the evidence the result is checked against:
+strictly (no DTD, no network), and left documents with xml:base to feedparser (the only
+parser that resolves it); that tree is the evidence the result is checked against:
 the entry count, a title and a date wherever the XML has one, UTC dates. Identity fields
 (guid and link) are read from the tree with feedparser's rules: an Atom entry's link is its
 first alternate HTML link, an RSS item's is its ``<link>``, else a permalink guid.
@@ -50,8 +51,6 @@ def parse_fast(utf8: bytes, root: Any) -> RawFeed | None:
 
 def _parse(utf8: bytes, root: Any) -> RawFeed:
     namespace, name = _split_tag(root.tag)
-    if b"xml:base" in utf8:
-        raise _DeclinedError("xml:base present")
     if name == "rss" and not namespace:
         channel = root.find("channel")
         items = list(root.iter("item"))

@@ -98,8 +98,9 @@ def _parse(body: bytes, headers: Mapping[str, str], url: str, *, fast: bool) -> 
             raise ParseError("not a feed: an HTML page", resource=url)
         if name.lower() not in _FEED_ROOTS:
             raise ParseError(f"not a feed: XML with a <{name}> root", resource=url)
-        if fast:
-            raw = parse_tree(doc.utf8, root)
+        # only feedparser resolves xml:base, so both fast paths leave such documents to it
+        if fast and b"xml:base" not in doc.utf8:
+            raw = parse_tree(root)
             if raw is not None:
                 return build_feed(raw, url=url, parser="tree", warning=doc.warning)
             raw = parse_fast(doc.utf8, root)
@@ -273,11 +274,13 @@ def _strict_root(utf8: bytes) -> Any:
     faster than libxml2 (docs/architecture.md); it never fetches anything, an entity it
     does not know is an error (the prolog's DTDs are gone by now, entity declarations
     refused), and comments and processing instructions never reach the tree. It builds
-    the tree as Python objects, though, with no limit on depth: a document with more
-    ``<`` than a large real feed goes to lxml instead, which refuses nesting deeper than
-    256, so that a few MiB of nested tags cannot cost hundreds of MiB here.
+    the tree as Python objects, though, with no limit on depth: a document large enough to
+    hold more elements than a large real feed, and that does hold more ``<``, goes to lxml
+    instead, which refuses nesting deeper than 256, so that a few MiB of nested tags
+    cannot cost hundreds of MiB here. Counting is skipped below ``_ELEMENTTREE_ANY_BYTES``
+    (a scan of the whole body, about a tenth of a millisecond for 160 KiB).
     """
-    if utf8.count(b"<") > _ELEMENTTREE_MAX_TAGS:
+    if len(utf8) > _ELEMENTTREE_ANY_BYTES and utf8.count(b"<") > _ELEMENTTREE_MAX_TAGS:
         return _lxml_root(utf8)
     try:  # no DTD is left for expat to expand or fetch from: see ``_parse``
         return ElementTree.fromstring(utf8)  # noqa: S314 - DTDs removed, entities refused
@@ -288,6 +291,9 @@ def _strict_root(utf8: bytes) -> Any:
 # About 4 MiB of bench/poll.py's news markup (23 "<" a KiB, the HTML in CDATA included);
 # its worst shape, 50,000 nested elements, is about 13 MiB of Python objects.
 _ELEMENTTREE_MAX_TAGS = 100_000
+# A nested element takes at least 7 bytes ("<a>" and "</a>"), so a body this size holds
+# at most those 50,000 (and at most 87,500 flat ones of 4 bytes, about 7.5 MiB).
+_ELEMENTTREE_ANY_BYTES = 350_000
 
 
 def _lxml_root(utf8: bytes) -> Any:

@@ -61,9 +61,9 @@ class _DeclinedError(Exception):
     """This document is left to the fast path."""
 
 
-def parse_tree(utf8: bytes, root: Any) -> RawFeed | None:
-    """The feed read off *root*, the strictly parsed tree of *utf8*, or None."""
-    if root.tag != "rss" or b"xml:base" in utf8:
+def parse_tree(root: Any) -> RawFeed | None:
+    """The feed read off *root*, a strictly parsed document's root, or None."""
+    if root.tag != "rss":
         return None
     channel = root.find("channel")
     if channel is None:
@@ -96,8 +96,8 @@ def _item(item: Any) -> RawEntry:
         elif tag not in _HARMLESS or not _harmless_children(child):
             raise _DeclinedError
     guid_element = found.get("guid")
-    guid = _opt(guid_element.text) if guid_element is not None else None
-    link = _opt(_text_of(found, "link"))
+    guid = (guid_element.text or "").strip() or None if guid_element is not None else None
+    link = _text_of(found, "link").strip() or None
     permalink = guid_element is not None and guid_element.get("isPermaLink") != "false"
     if link is None and permalink and guid and guid.startswith(("http://", "https://")):
         link = guid
@@ -152,10 +152,3 @@ def _date(value: str | None) -> datetime:
     except (ValueError, OverflowError) as exc:  # 24:00, 31 February, year 1 minus an offset
         raise _DeclinedError from exc
     return when
-
-
-def _opt(value: str | None) -> str | None:
-    if value is None:
-        return None
-    value = value.strip()
-    return value or None

@@ -64,8 +64,8 @@ class PollResult:
 WORKER_CACHE_KIB = 8 * 1024
 # A worker process's sketch cache (stories): a first poll of many feeds compares each new
 # story with stories stored by every worker, and a miss reads and unpacks a stored sketch
-# inside the write lock. 4,096 compact sketches are about 9 MiB (docs/architecture.md).
-WORKER_SKETCHES = 4096
+# inside the write lock. 8,192 compact sketches are about 17 MiB (docs/architecture.md).
+WORKER_SKETCHES = 8192
 
 
 @dataclass(frozen=True, slots=True)

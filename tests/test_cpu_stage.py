@@ -3,6 +3,7 @@ logs like it, and a worker that dies costs one poll, not the poller."""
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -17,6 +18,7 @@ from sqlalchemy import select
 from feedbot.app import App
 from feedbot.config import config_from_mapping
 from feedbot.logs import setup_logging
+from feedbot.poll.cpu import GC_THRESHOLD
 from feedbot.store.schema import articles, entries
 from tests.feedgen_util import Item, news, rss
 from tests.loopback import LoopbackServer, Response
@@ -162,6 +164,28 @@ def test_started_workers_are_ready_before_the_first_poll(tmp_path: Path) -> None
         assert local.poller.pipeline.cpu._pool is None
     finally:
         local.close()
+
+
+def _gc_state() -> tuple[int, int]:
+    """Run in a worker process: its collector's young-generation threshold and how many
+    objects it has frozen."""
+    return gc.get_threshold()[0], gc.get_freeze_count()
+
+
+def test_workers_collect_cycles_rarely(tmp_path: Path) -> None:
+    """A worker process freezes what it built at start and raises its young generation's
+    threshold; the polling process keeps Python's defaults."""
+    app = _app(tmp_path, "http://127.0.0.1:9/f.xml", 1)
+    try:
+        assert app.poller.start() == 1
+        pool = app.poller.pipeline.cpu._pool
+        assert pool is not None
+        threshold, frozen = pool.submit(_gc_state).result(timeout=60)
+    finally:
+        app.close()
+    assert threshold == GC_THRESHOLD > 700
+    assert frozen > 10_000  # its imports, topics and connection, never walked again
+    assert gc.get_threshold()[0] != GC_THRESHOLD
 
 
 def test_responses_processed_here_are_parsed_on_one_thread(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import random
 import sqlite3
 from collections.abc import Callable
 from dataclasses import replace
@@ -12,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, cast, func, inspect, literal, select, text
-from sqlalchemy.dialects.postgresql import BIT
+from sqlalchemy import BigInteger, Connection, bindparam, inspect, literal, select, text
 
 from feedbot.models import ArticleData, Origin
 from feedbot.relevance.dedup import StoryKeys
@@ -462,7 +462,7 @@ def test_story_candidates_filter_bands_by_date_and_hamming_in_the_database(db: D
     """Exact keys match at any date; a shared band key only within the window and when the
     stored hash is close. Hashes with the top bit set (negative when stored) included."""
     from feedbot.store import entries
-    from feedbot.store.dialect import hamming64
+    from feedbot.store.dialect import hamming
 
     h = 0xF0F0_1234_5678_9ABC
     flip3 = h ^ 0b1011  # 3 bits away
@@ -482,12 +482,27 @@ def test_story_candidates_filter_bands_by_date_and_hamming_in_the_database(db: D
     with db.read() as conn:
         (found,) = entries.story_candidates(conn, [query], window=timedelta(hours=72), near_bits=20)
         sql_distance = conn.execute(
-            select(func.feedbot_hamming(-5, 3)) if conn.dialect.name == "sqlite"
-            else select(func.bit_count(cast(literal(-5).op("#")(3), BIT(64))))
-        ).scalar_one()  # fmt: skip
+            select(hamming(conn.dialect.name, literal(-5, BigInteger), literal(3, BigInteger)))
+        ).scalar_one()
     assert set(found) == {ids[0], ids[1], ids[4]}
     assert found[ids[1]][0] == flip3  # unsigned again
-    assert sql_distance == hamming64(-5, 3) == 61
+    assert sql_distance == 61
+
+
+def test_hamming_in_sql_counts_every_bit_of_signed_64_bit_hashes(db: Database) -> None:
+    """The database's Hamming distance equals Python's for stored (signed) hashes: both,
+    either or neither negative, the extremes, and random pairs."""
+    from feedbot.store.dialect import hamming, signed64
+
+    rng = random.Random(7)
+    edges = [0, 1, -1, 2**63 - 1, -(2**63), 12345, -12345]
+    pairs = [(a, b) for a in edges for b in edges]
+    pairs += [(signed64(rng.getrandbits(64)), signed64(rng.getrandbits(64))) for _ in range(200)]
+    a, b = bindparam("a", type_=BigInteger), bindparam("b", type_=BigInteger)
+    query = select(hamming(db.engine.dialect.name, a, b))
+    with db.read() as conn:
+        got = [conn.execute(query, {"a": x, "b": y}).scalar_one() for x, y in pairs]
+    assert got == [((x ^ y) & (2**64 - 1)).bit_count() for x, y in pairs]
 
 
 def test_sqlite_timestamps_are_stored_as_sqlalchemy_stores_them(tmp_path: Path) -> None:

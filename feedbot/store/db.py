@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from feedbot.errors import StoreError
-from feedbot.store.dialect import HAMMING_FUNCTION, hamming64
+from feedbot.store.dialect import POPCOUNT_FUNCTION
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -60,7 +60,7 @@ def _sqlite_setup(engine: Engine, cache_kib: int | None) -> None:
         cur.execute(f"PRAGMA journal_size_limit = {WAL_KEEP_BYTES}")
         cur.execute("PRAGMA foreign_keys = ON")
         cur.close()
-        dbapi_conn.create_function(HAMMING_FUNCTION, 2, hamming64, deterministic=True)
+        dbapi_conn.create_function(POPCOUNT_FUNCTION, 1, int.bit_count, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:

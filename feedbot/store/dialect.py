@@ -5,18 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, cast, func
+from sqlalchemy import BigInteger, ColumnElement, Connection, Table, case, cast, func, literal
 from sqlalchemy.dialects import postgresql, sqlite
 
-HAMMING_FUNCTION = "feedbot_hamming"  # registered on every SQLite connection (store/db.py)
-_MASK64 = (1 << 64) - 1
-
-
-def hamming64(a: int | None, b: int | None) -> int | None:
-    """Bits that differ between two 64-bit hashes stored as signed integers."""
-    if a is None or b is None:
-        return None
-    return ((a ^ b) & _MASK64).bit_count()
+# registered on every SQLite connection (store/db.py): ``int.bit_count`` itself, a C
+# function that SQLite calls without a Python frame
+POPCOUNT_FUNCTION = "feedbot_popcount"
+_LOW63 = (1 << 63) - 1
 
 
 def signed64(value: int) -> int:
@@ -31,7 +26,13 @@ def hamming(
     cannot be near-duplicates are filtered in the database, never sent to Python."""
     if dialect == "postgresql":  # bit_count(bit) since PostgreSQL 14
         return func.bit_count(cast(column.op("#")(other), postgresql.BIT(64)))
-    return func.feedbot_hamming(column, other)
+    # SQLite has no XOR: a | b minus a & b is the same bits, and never overflows. The sign
+    # bit is counted apart, so that int.bit_count only ever sees a non-negative value
+    # (of a negative int it counts the bits of its magnitude). SQLite evaluates this for
+    # every row a band key finds: about a third cheaper than a Python function.
+    xor = column.op("|")(other) - column.op("&")(other)
+    low = func.feedbot_popcount(xor.op("&")(literal(_LOW63, BigInteger)), type_=BigInteger)
+    return low + case((xor < 0, 1), else_=0)
 
 
 def insert_ignore(

@@ -111,11 +111,11 @@ def select_rows(
         for name, process in zip(plan.names, plan.binds, strict=True)
     ]
     bound: Any = dict(zip(plan.names, values, strict=True)) if plan.named else tuple(values)
-    result = conn.exec_driver_sql(plan.sql, bound)
+    rows = conn.exec_driver_sql(plan.sql, bound).all()  # one fetch, not one call a row
     if not plan.columns:
-        return [tuple(row) for row in result]
+        return [tuple(row) for row in rows]
     out = []
-    for row in result:
+    for row in rows:
         cells = list(row)
         for position, process in plan.columns:
             cells[position] = process(cells[position])

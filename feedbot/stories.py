@@ -17,7 +17,7 @@ import sys
 import threading
 from array import array
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TypeAlias
@@ -82,12 +82,17 @@ class SketchCache:
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
 
-    def get(self, article_id: str) -> Compact | None:
+    def get_many(self, article_ids: Iterable[str]) -> dict[str, Compact]:
+        """The cached ones among *article_ids* (one lock for all of them)."""
+        out: dict[str, Compact] = {}
         with self._lock:
-            item = self._items.get(article_id)
-            if item is not None:
-                self._items.move_to_end(article_id)
-        return item
+            items = self._items
+            for article_id in article_ids:
+                item = items.get(article_id)
+                if item is not None:
+                    items.move_to_end(article_id)
+                    out[article_id] = item
+        return out
 
     def drop(self, article_id: str) -> None:
         with self._lock:
@@ -224,14 +229,8 @@ class StoryWriter:
     def _compact_of(self, conn: Connection, article_ids: Sequence[str]) -> dict[str, Compact]:
         """Candidates' compact keys: from the cache, else their stored sketch, else their
         text."""
-        out: dict[str, Compact] = {}
-        missing = []
-        for article_id in article_ids:
-            cached = self.sketches.get(article_id)
-            if cached is None:
-                missing.append(article_id)
-            else:
-                out[article_id] = cached
+        out = self.sketches.get_many(article_ids)
+        missing = [a for a in article_ids if a not in out]
         if not missing:
             return out
         for article_id, packed in store_entries.get_sketches(conn, missing).items():

@@ -26,7 +26,14 @@ from sqlalchemy import Connection, select
 
 from feedbot.models import ArticleData
 from feedbot.relevance.dedup import DEFAULT_WINDOW as DEDUP_WINDOW
-from feedbot.relevance.dedup import Candidate, StoryKeys, could_decide, decide, story_keys
+from feedbot.relevance.dedup import (
+    Candidate,
+    StoryKeys,
+    could_decide,
+    decide,
+    settled_by_exact_match,
+    story_keys,
+)
 from feedbot.relevance.similarity import hamming
 from feedbot.store import articles as store_articles
 from feedbot.store import entries as store_entries
@@ -47,10 +54,24 @@ def key_digest(text: str) -> str:
 
 def exact_keys(keys: StoryKeys) -> list[str]:
     """Title and canonical-URL keys as stored in ``story_keys`` (digests fit the column)."""
-    out = [f"t:{key_digest(keys.title_key)}"] if keys.title_key else []
-    if keys.url_key:
-        out.append(f"u:{key_digest(keys.url_key)}")
-    return out
+    return [k for k in _title_and_url_keys(keys) if k]
+
+
+def _title_and_url_keys(keys: StoryKeys) -> tuple[str | None, str | None]:
+    title = f"t:{key_digest(keys.title_key)}" if keys.title_key else None
+    return title, f"u:{key_digest(keys.url_key)}" if keys.url_key else None
+
+
+def _query(keys: StoryKeys, published: datetime) -> StoryQuery:
+    """What the store is asked for one new item: its exact keys, and its bands unless an
+    exact match settles it (``dedup.settled_by_exact_match``)."""
+    by_url, by_title = settled_by_exact_match(keys)
+    title, url = _title_and_url_keys(keys)
+    return StoryQuery(
+        tuple(k for k in (title, url) if k), keys.bands, keys.simhash, published,
+        settles=(url,) if by_url and url else (),
+        settles_in_window=(title,) if by_title and title else (),
+    )  # fmt: skip
 
 
 def story_index_keys(keys: StoryKeys) -> list[str]:
@@ -195,10 +216,7 @@ class StoryWriter:
         candidates share a band and little text."""
         found = store_entries.story_candidates(
             conn,
-            [
-                StoryQuery(tuple(exact_keys(keys)), keys.bands, keys.simhash, published)
-                for keys, published in wanted
-            ],
+            [_query(keys, published) for keys, published in wanted],
             window=DEDUP_WINDOW,
             near_bits=NEAR_HAMMING,
             limit=CANDIDATES_PER_ITEM,

@@ -424,6 +424,130 @@ def test_band_candidates_that_no_rule_could_pick_are_not_offered(db: Database) -
     assert other == []
 
 
+def test_band_keys_are_looked_up_only_when_no_exact_match_settles_the_item(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stored story with the item's canonical URL (at any date), or with its title
+    (within the window, long enough to count), decides the item whatever its bands would
+    add: those items run no band query. Every item is decided as it is with all bands
+    looked up."""
+    from sqlalchemy import event
+
+    from feedbot import stories
+    from feedbot.relevance.dedup import decide, story_keys
+    from feedbot.stories import NewItem, StoryWriter, pack_sketch
+
+    wire = (
+        "Alibaba Group shares rose 6% in Hong Kong on Friday after its cloud computing "
+        "division reported faster-than-expected revenue growth, analysts said."
+    )
+    other = "Regulators approved a new batch of online games from several publishers."
+    older = T0 - timedelta(days=10)
+    stored = {  # number: (title, summary, link, published)
+        1: ("Alibaba cloud unit beats forecasts again", other, "https://a.example/1", T0),
+        2: ("Tencent wins approval for a batch of new games", other, "https://a.example/2", T0),
+        3: ("Alibaba shares jump on cloud growth", wire, "https://a.example/3", T0),
+        4: (
+            "Daily briefing",
+            "Markets were quiet on Monday as traders waited for the bank.",
+            "https://a.example/4",
+            T0,
+        ),
+        5: ("Baidu opens its robotaxi service in Wuhan", other, "https://a.example/5", older),
+    }
+    with db.write() as conn:
+        for n, (title, summary, link, published) in stored.items():
+            keys = story_keys(title, summary, link)
+            story = article(n, title=title, summary=summary, link=link, published=published)
+            StoryWriter().add(
+                conn, [NewItem(story, keys, ("alibaba",), (), pack_sketch(keys))],
+                published, upstream_id=None,
+            )  # fmt: skip
+    later = T0 + timedelta(hours=1)
+    items = [  # (title, summary, link)
+        ("Cloud results lift Alibaba", wire, "https://a.example/1?utm_source=x"),  # URL of 1
+        ("Tencent wins approval for a batch of new games", wire, "https://b.example/2"),
+        ("Alibaba stock rises after cloud results", wire, "https://b.example/3"),  # text of 3
+        (
+            "Daily briefing",
+            "Stocks rallied on Tuesday after a cut in interest rates.",
+            "https://b.example/4",
+        ),  # a title too short to count
+        ("Baidu opens its robotaxi service in Wuhan", wire, "https://b.example/5"),  # too old
+    ]
+    wanted = [(story_keys(*item), later) for item in items]
+    assert all(keys.bands for keys, _ in wanted)
+    band_queries: list[str] = []
+
+    def record(_conn: object, _cur: object, sql: str, *_: object) -> None:
+        if "story_keys" in sql and "BETWEEN" in sql:
+            band_queries.append(sql)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        with db.read() as conn:
+            found = StoryWriter().candidates_many(conn, wanted)
+        skipped = len(items) - len(band_queries)
+        band_queries.clear()
+        settle_nothing = stories._query
+        monkeypatch.setattr(
+            stories, "_query", lambda keys, at: replace(
+                settle_nothing(keys, at), settles=(), settles_in_window=()
+            ),
+        )  # fmt: skip
+        with db.read() as conn:
+            every = StoryWriter().candidates_many(conn, wanted)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert len(band_queries) == len(items)
+    assert skipped == 2  # the items with the URL of 1 and the title of 2
+
+    def decided(candidates: list[list[object]]) -> list[tuple[str | None, str]]:
+        out = []
+        for (keys, at), cands in zip(wanted, candidates, strict=True):
+            decision = decide(keys, at, cands)  # type: ignore[arg-type]
+            out.append((decision.duplicate_of, decision.reason.split(" (")[0]))
+        return out
+
+    assert (
+        decided(found)
+        == decided(every)
+        == [  # type: ignore[arg-type]
+            (article(1).id, "same canonical URL"),
+            (article(2).id, "same title within 72h"),
+            (article(3).id, "near-identical text"),
+            (None, "new story"),
+            (article(3).id, "near-identical text"),  # 5's title is too old to settle it
+        ]
+    )
+
+
+def test_a_settling_match_skips_bands_only_when_the_exact_lookup_was_complete(
+    db: Database,
+) -> None:
+    """When the exact-key lookup hit its row limit, a settling match may be among the rows
+    left out: the band keys are looked up then."""
+    from feedbot.store import entries
+
+    with db.write() as conn:
+        for i in range(3):
+            store.upsert_article(conn, article(i), T0)
+        ids = [article(i).id for i in range(3)]
+        entries.add_story_keys_many(conn, [
+            (ids[0], ["u:same"], 1, T0),
+            (ids[1], ["u:same"], 1, T0),
+            (ids[2], ["b0:aa"], 1, T0),  # found only through the band
+        ])  # fmt: skip
+    query = entries.StoryQuery(("u:same",), ("b0:aa",), 1, T0, settles=("u:same",))
+    with db.read() as conn:
+        (complete,) = entries.story_candidates(conn, [query], window=timedelta(hours=1),
+                                               near_bits=3, limit=10)  # fmt: skip
+        (cut,) = entries.story_candidates(conn, [query], window=timedelta(hours=1),
+                                          near_bits=3, limit=1)  # fmt: skip
+    assert set(complete) == {ids[0], ids[1]}  # settled: no band lookup
+    assert ids[2] in cut  # the exact lookup was cut at 1 row: bands looked up
+
+
 def test_story_candidate_queries_read_one_covering_btree(tmp_path: Path) -> None:
     """Both candidate lookups (exact keys, and bands within the window) are answered from
     one B-tree holding every column they read: never a scan, and never a visit to another

@@ -48,6 +48,7 @@ __all__ = [
     "could_decide",
     "decide",
     "normalize_title",
+    "settled_by_exact_match",
     "story_keys",
     "url_key",
 ]
@@ -171,6 +172,15 @@ def could_decide(
     if title_key == new.title_key:
         return True
     return bool(new.bands and bands) and jaccard(new.shingles, shingles) >= MIN_JACCARD
+
+
+def settled_by_exact_match(new: StoryKeys) -> tuple[bool, bool]:
+    """Which exact matches decide *new* whatever other candidates there are: (a stored
+    story with the same canonical URL, at any date; one with the same title, within the
+    window). ``decide`` tries those two rules first, and every stored story that either
+    rule can pick is found by its exact key, so band candidates cannot change the outcome
+    once such a match is known."""
+    return new.url_key is not None, len(units(new.title_key)) >= MIN_TITLE_UNITS
 
 
 def decide(

@@ -207,6 +207,10 @@ class StoryQuery:
     bands: tuple[str, ...]
     simhash: int
     published: datetime
+    # exact keys whose match settles the item, so that its band keys need not be looked
+    # up: at any date, or within the window (see ``dedup.settled_by_exact_match``)
+    settles: tuple[str, ...] = ()
+    settles_in_window: tuple[str, ...] = ()
 
 
 def story_candidates(
@@ -226,19 +230,22 @@ def story_candidates(
     rows sent back would grow with the store.
     """
     out: list[dict[str, tuple[int, datetime]]] = [{} for _ in queries]
+    settled = [False] * len(queries)
     wanted: dict[str, list[int]] = {}
     for i, q in enumerate(queries):
         for key in q.exact:
             wanted.setdefault(key, []).append(i)
     if wanted:
-        rows = conn.execute(
-            _EXACT, {"keys": list(wanted), "limit": limit * len(queries)}
-        ).all()  # fmt: skip
+        cap = limit * len(queries)
+        rows = conn.execute(_EXACT, {"keys": list(wanted), "limit": cap}).all()
+        complete = len(rows) < cap  # else a settling match might be among those left out
         for r in rows:
             for i in wanted[r.key]:
+                q = queries[i]
                 out[i][r.article_id] = (r.simhash % (1 << 64), r.published)
+                settled[i] = settled[i] or (complete and _settles(q, r.key, r.published, window))
     for i, q in enumerate(queries):
-        if not q.bands:
+        if not q.bands or settled[i]:
             continue
         near = _near_statement(conn.dialect.name, len(q.bands))
         params: dict[str, Any] = {f"k{n}": key for n, key in enumerate(q.bands)}
@@ -249,6 +256,13 @@ def story_candidates(
         for article_id, simhash, published in select_rows(conn, near, params):
             out[i].setdefault(article_id, (simhash % (1 << 64), published))
     return out
+
+
+def _settles(query: StoryQuery, key: str, published: datetime, window: timedelta) -> bool:
+    """Does a stored story found by its exact *key* settle *query*'s item?"""
+    if key in query.settles:
+        return True
+    return key in query.settles_in_window and abs(published - query.published) <= window
 
 
 _CANDIDATE_COLUMNS = (story_keys.c.article_id, story_keys.c.simhash, story_keys.c.published)

@@ -227,7 +227,8 @@ def story_candidates(
     One query for every exact key of the batch, then one prepared, indexed select of band
     keys per item, filtered by date and by Hamming distance inside the database: a band key
     is shared by about one stored story in 256 of the window, so without the filter the
-    rows sent back would grow with the store.
+    rows sent back would grow with the store. An item that an exact match settles
+    (``StoryQuery.settles``) gets no band select, unless the exact query hit its limit.
     """
     out: list[dict[str, tuple[int, datetime]]] = [{} for _ in queries]
     settled = [False] * len(queries)

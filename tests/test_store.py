@@ -434,7 +434,7 @@ def test_band_keys_are_looked_up_only_when_no_exact_match_settles_the_item(
     from sqlalchemy import event
 
     from feedbot import stories
-    from feedbot.relevance.dedup import decide, story_keys
+    from feedbot.relevance.dedup import Candidate, decide, story_keys
     from feedbot.stories import NewItem, StoryWriter, pack_sketch
 
     wire = (
@@ -502,17 +502,17 @@ def test_band_keys_are_looked_up_only_when_no_exact_match_settles_the_item(
     assert len(band_queries) == len(items)
     assert skipped == 2  # the items with the URL of 1 and the title of 2
 
-    def decided(candidates: list[list[object]]) -> list[tuple[str | None, str]]:
+    def decided(candidates: list[list[Candidate]]) -> list[tuple[str | None, str]]:
         out = []
         for (keys, at), cands in zip(wanted, candidates, strict=True):
-            decision = decide(keys, at, cands)  # type: ignore[arg-type]
+            decision = decide(keys, at, cands)
             out.append((decision.duplicate_of, decision.reason.split(" (")[0]))
         return out
 
     assert (
         decided(found)
         == decided(every)
-        == [  # type: ignore[arg-type]
+        == [
             (article(1).id, "same canonical URL"),
             (article(2).id, "same title within 72h"),
             (article(3).id, "near-identical text"),

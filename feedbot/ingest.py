@@ -116,8 +116,11 @@ def analyse(feed: FeedData, matcher: Matcher, upstream_topics: Sequence[str]) ->
     for e in unique_entries(feed.entries):
         cut = bool(e.summary) and e.summary == shorten(e.text)  # no summary of its own
         match = matcher.match(MatchInput(e.title, e.summary, e.text, e.categories, e.link, cut))
-        topics = tuple(t for t in match.topics if not upstream_topics or t in upstream_topics)
-        terms = tuple(sorted({m.term for m in match.matches if m.topic in topics}))
+        topics: tuple[str, ...] = ()
+        terms: tuple[str, ...] = ()
+        if match.topics:  # most entries match nothing
+            topics = tuple(t for t in match.topics if not upstream_topics or t in upstream_topics)
+            terms = tuple(sorted({m.term for m in match.matches if m.topic in topics}))
         keys = story_keys(e.title, e.summary, e.link) if topics else None
         # the story keys hold the same normalised title (``story_keys`` computes it)
         title_key = (normalize_title(e.title) if keys is None else keys.title_key)[:500] or None

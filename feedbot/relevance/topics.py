@@ -199,6 +199,9 @@ class MatchResult:
         return tuple(sorted({m.term for m in self.matches}))
 
 
+_NO_MATCH = MatchResult((), (), ())
+
+
 def field_text(doc: MatchInput, field: str) -> str:
     """The folded text of one field, as match positions refer to it."""
     if field == "categories":
@@ -286,9 +289,12 @@ class Matcher:
 
     def match(self, doc: MatchInput) -> MatchResult:
         texts = _Texts(doc)
+        candidates = self._candidates(doc, texts)
+        if not candidates:  # most entries of most feeds
+            return _NO_MATCH
         exclusions: set[tuple[str, str, str]] = set()
         own: dict[str, list[TopicMatch]] = {}
-        for index in self._candidates(doc, texts):
+        for index in candidates:
             topic = self._topics[index]
             found = self._match_topic(topic, doc, texts, exclusions)
             if found:

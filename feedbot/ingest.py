@@ -36,6 +36,7 @@ from feedbot.relevance.topics import Matcher, MatchInput
 from feedbot.store import articles as store_articles
 from feedbot.store import entries as store_entries
 from feedbot.store import outbox
+from feedbot.store.bandindex import BandIndex
 from feedbot.store.schema import articles as articles_table
 from feedbot.store.upstreams import StoredUpstream
 from feedbot.stories import SKETCHES, NewItem, StoryWriter, key_digest, pack_sketch
@@ -134,11 +135,16 @@ class Ingest:
     """The write half; one instance is shared by every poll worker."""
 
     def __init__(
-        self, webhooks: Sequence[WebhookConfig], authority: str, *, sketches: int = SKETCHES
+        self,
+        webhooks: Sequence[WebhookConfig],
+        authority: str,
+        *,
+        sketches: int = SKETCHES,
+        bands: BandIndex | None = None,
     ) -> None:
         self.webhooks = tuple(webhooks)
         self.authority = authority
-        self.stories = StoryWriter(sketches)
+        self.stories = StoryWriter(sketches, bands=bands)
 
     @staticmethod
     def look_up(conn: Connection, up: StoredUpstream, plans: Sequence[EntryPlan]) -> Known:

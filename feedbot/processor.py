@@ -30,6 +30,7 @@ from feedbot.poll.schedule import ScheduleBounds
 from feedbot.poll.state import StateChange, next_state
 from feedbot.relevance.topics import Matcher, TopicSpec
 from feedbot.store import upstreams as store_upstreams
+from feedbot.store.bandindex import BandIndex
 from feedbot.store.db import Database
 from feedbot.store.upstreams import StoredUpstream
 from feedbot.stories import SKETCHES
@@ -90,6 +91,7 @@ class ProcessorRecipe:
             webhooks=self.webhooks, authority=self.authority,
             bounds=self.bounds, max_failures=self.max_failures, read_first=db is None,
             sketches=WORKER_SKETCHES if db is None else SKETCHES,
+            bands=BandIndex() if db is None else None,
         )  # fmt: skip
 
 
@@ -108,10 +110,11 @@ class Processor:
         rand: random.Random | None = None,
         read_first: bool = False,
         sketches: int = SKETCHES,
+        bands: BandIndex | None = None,
     ) -> None:
         self.db = db
         self.matcher = matcher
-        self.ingest = Ingest(webhooks, authority, sketches=sketches)
+        self.ingest = Ingest(webhooks, authority, sketches=sketches, bands=bands)
         self.bounds = bounds
         self.max_failures = max_failures
         self.rand = rand or random.Random()
@@ -158,12 +161,16 @@ class Processor:
                 for item in ready:
                     item.seen = self.ingest.look_up(conn, item.job.up, item.plans)
         out: list[PollResult | ProcessingError] = []
-        with self.db.write() as conn:
-            for one in prepared:
-                alone = len(prepared) == 1
-                out.append(
-                    one if isinstance(one, ProcessingError) else self._write(conn, one, alone)
-                )
+        try:
+            with self.db.write() as conn:
+                for one in prepared:
+                    alone = len(prepared) == 1
+                    out.append(
+                        one if isinstance(one, ProcessingError) else self._write(conn, one, alone)
+                    )
+        except BaseException:
+            self.ingest.stories.forget_uncommitted()
+            raise
         for one, result in zip(prepared, out, strict=True):
             if isinstance(one, _Prepared) and isinstance(result, PollResult):
                 _log_change(one.job.up, one.change, result)

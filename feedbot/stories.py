@@ -37,6 +37,7 @@ from feedbot.relevance.dedup import (
 from feedbot.relevance.similarity import hamming
 from feedbot.store import articles as store_articles
 from feedbot.store import entries as store_entries
+from feedbot.store.bandindex import BandIndex
 from feedbot.store.dialect import lock_stories
 from feedbot.store.entries import StoryQuery
 from feedbot.store.schema import articles as articles_table
@@ -163,8 +164,15 @@ class Outcome:
 class StoryWriter:
     """Deduplicates and stores new items; one instance is shared by every poll worker."""
 
-    def __init__(self, sketches: int = SKETCHES) -> None:
+    def __init__(self, sketches: int = SKETCHES, *, bands: BandIndex | None = None) -> None:
         self.sketches = SketchCache(sketches)
+        self.bands = bands  # band keys mirrored in memory (worker processes)
+
+    def forget_uncommitted(self) -> None:
+        """After a transaction that ``add`` ran in failed: what it read of other polls'
+        uncommitted stories (within its group commit) must not outlive it."""
+        if self.bands is not None:
+            self.bands.reset()
 
     def add(
         self, conn: Connection, items: Sequence[NewItem], now: datetime, *, upstream_id: int
@@ -174,7 +182,10 @@ class StoryWriter:
         if not items:
             return []
         lock_stories(conn)
-        stored = self.candidates_many(conn, [(i.keys, i.article.published) for i in items])
+        if self.bands is not None:
+            self.bands.sync(conn, now)
+        wanted = [(i.keys, i.article.published) for i in items]
+        stored = self.candidates_many(conn, wanted, bands=self.bands)
         batch: list[Candidate] = []  # new stories of this batch, as candidates
         outcomes: list[Outcome] = []
         fresh: list[NewItem] = []
@@ -207,19 +218,25 @@ class StoryWriter:
         return outcomes
 
     def candidates_many(
-        self, conn: Connection, wanted: Sequence[tuple[StoryKeys, datetime]]
+        self,
+        conn: Connection,
+        wanted: Sequence[tuple[StoryKeys, datetime]],
+        *,
+        bands: BandIndex | None = None,
     ) -> list[list[Candidate]]:
         """Stored stories that could be each item's story: exact-key matches, and band
         matches within the window whose SimHash is within ``NEAR_HAMMING`` (filtered in the
         database) and that ``could_decide`` keeps, judged on their compact keys (from the
         cache, a stored sketch or their text). Only those are made into sets: most band
-        candidates share a band and little text."""
+        candidates share a band and little text. *bands*, synced in this transaction,
+        answers the band lookups it covers."""
         found = store_entries.story_candidates(
             conn,
             [_query(keys, published) for keys, published in wanted],
             window=DEDUP_WINDOW,
             near_bits=NEAR_HAMMING,
             limit=CANDIDATES_PER_ITEM,
+            index=bands,
         )
         known = self._compact_of(conn, sorted({a for per_item in found for a in per_item}))
         expanded: dict[str, StoryKeys] = {}

@@ -21,9 +21,11 @@ from sqlalchemy import (
     update,
 )
 
+from feedbot.relevance.similarity import band_keys
+from feedbot.store.bandindex import BandIndex
 from feedbot.store.dialect import hamming, signed64
 from feedbot.store.direct import insert_rows, select_rows
-from feedbot.store.schema import entries, story_keys, story_sketches, tombstones
+from feedbot.store.schema import entries, story_keys, story_log, story_sketches, tombstones
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,12 +171,17 @@ def add_story_keys_many(
 ) -> None:
     """Index the keys of new stories, ``(article_id, keys, simhash, published)`` each, in
     one executemany (the stories hold no keys yet)."""
-    rows = [
-        {"key": k, "article_id": article_id, "published": published, "simhash": signed64(simhash)}
-        for article_id, keys, simhash, published in stories
-        for k in set(keys)
-    ]
+    rows = []
+    logged = []  # each story's band keys once more, for the processes that mirror them
+    for article_id, keys, simhash, published in stories:
+        story = {"article_id": article_id, "published": published, "simhash": signed64(simhash)}
+        written = set(keys)
+        rows += [{"key": k, **story} for k in written]
+        bands = sum(1 << i for i, k in enumerate(band_keys(simhash)) if k in written)
+        if bands:
+            logged.append({**story, "bands": bands})
     insert_rows(conn, story_keys, rows)
+    insert_rows(conn, story_log, logged)
 
 
 def add_sketches(conn: Connection, sketches: Sequence[tuple[str, bytes]]) -> None:
@@ -220,6 +227,7 @@ def story_candidates(
     window: timedelta,
     near_bits: int,
     limit: int = 200,
+    index: BandIndex | None = None,
 ) -> list[dict[str, tuple[int, datetime]]]:
     """For each query, the stored stories worth comparing: ``{article_id: (simhash, published)}``
     (simhash unsigned), through the ``story_keys`` indexes.
@@ -229,6 +237,8 @@ def story_candidates(
     is shared by about one stored story in 256 of the window, so without the filter the
     rows sent back would grow with the store. An item that an exact match settles
     (``StoryQuery.settles``) gets no band select, unless the exact query hit its limit.
+    With *index* (synced in this transaction), band keys are looked up there instead,
+    for every item whose window it covers (``store/bandindex.py``).
     """
     out: list[dict[str, tuple[int, datetime]]] = [{} for _ in queries]
     settled = [False] * len(queries)
@@ -248,12 +258,18 @@ def story_candidates(
     for i, q in enumerate(queries):
         if not q.bands or settled[i]:
             continue
+        since, until = q.published - window, q.published + window
+        if index is not None and index.covers(conn, since):
+            for article_id, simhash, published in index.near(
+                q.bands, q.simhash, since, until, near_bits, limit
+            ):
+                out[i].setdefault(article_id, (simhash, published))
+            continue
         near = _near_statement(conn.dialect.name, len(q.bands))
         params: dict[str, Any] = {f"k{n}": key for n, key in enumerate(q.bands)}
         params.update(
-            since=q.published - window, until=q.published + window,
-            simhash=signed64(q.simhash), bits=near_bits, limit=limit,
-        )  # fmt: skip
+            since=since, until=until, simhash=signed64(q.simhash), bits=near_bits, limit=limit
+        )
         for article_id, simhash, published in select_rows(conn, near, params):
             out[i].setdefault(article_id, (simhash % (1 << 64), published))
     return out

@@ -186,6 +186,23 @@ story_keys = Table(
     sqlite_with_rowid=False,
 )
 
+# The SimHash band keys of story_keys once more, in the order they were written: one row
+# per write of a story's band keys (``bands``: bit i set when "b{i}:..." was written; each
+# band key is a slice of ``simhash``). Worker processes mirror it in memory (bandindex.py),
+# reading only the rows added since they last looked; story_keys is never deleted from.
+story_log = Table(
+    "story_log",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "article_id", String(1024), ForeignKey("articles.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("published", UTCDateTime, nullable=False),
+    Column("simhash", BigInteger, nullable=False),
+    Column("bands", Integer, nullable=False),
+    Index(None, "published"),
+)
+
 # Each story's comparison keys (shingles, vocabulary, names), packed by stories.pack_sketch:
 # a candidate found through story_keys is compared without re-deriving them from its text.
 story_sketches = Table(

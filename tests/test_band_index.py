@@ -1,0 +1,307 @@
+"""The in-memory mirror of story band keys (store/bandindex.py), against the SQL it replaces,
+on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Connection, event, select, text
+
+from feedbot.poll.schedule import ScheduleBounds
+from feedbot.processor import ProcessorRecipe
+from feedbot.relevance.dedup import story_keys
+from feedbot.relevance.similarity import band_keys
+from feedbot.store import articles as store_articles
+from feedbot.store import entries
+from feedbot.store.bandindex import BandIndex
+from feedbot.store.db import Database
+from feedbot.store.schema import story_log
+from feedbot.stories import NewItem, StoryWriter, pack_sketch
+from tests.test_store import _store_at, article
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+WINDOW = timedelta(hours=72)
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    database = Database(db_url)
+    yield database
+    database.close()
+
+
+def _stored(conn: Connection, i: int, simhash: int, published: datetime, bands: int = 0xFF) -> str:
+    """Article *i* with the band keys of *simhash* that *bands* selects (bit i: "b{i}:")."""
+    a = article(i, published=published)
+    store_articles.upsert_article(conn, a, published)
+    keys = [k for n, k in enumerate(band_keys(simhash)) if bands >> n & 1]
+    entries.add_story_keys_many(conn, [(a.id, keys, simhash, published)])
+    return a.id
+
+
+def _query(simhash: int, published: datetime) -> entries.StoryQuery:
+    return entries.StoryQuery((), band_keys(simhash), simhash, published)
+
+
+def _near(rng: random.Random, h: int, bits: int) -> int:
+    for b in rng.sample(range(64), bits):
+        h ^= 1 << b
+    return h
+
+
+def test_the_mirror_finds_what_the_band_select_finds(db: Database) -> None:
+    """Stories in clusters of close SimHashes (some with only some of their bands, as an
+    article kept from before gets), over three weeks: for every query, the candidates the
+    mirror gives are those SQL gives, hashes with the top bit set included."""
+    rng = random.Random(7)
+    centres = [rng.getrandbits(64) for _ in range(12)]
+    with db.write() as conn:
+        for i in range(240):
+            h = _near(rng, rng.choice(centres), rng.randrange(0, 24))
+            bands = 0xFF if i % 5 else rng.randrange(1, 255)
+            _stored(conn, i, h, T0 + timedelta(hours=rng.randrange(0, 21 * 24)), bands)
+    index = BandIndex()
+    queries = [
+        _query(_near(rng, rng.choice(centres), rng.randrange(0, 24)),
+               T0 + timedelta(hours=rng.randrange(-48, 23 * 24)))
+        for _ in range(150)
+    ]  # fmt: skip
+    with db.write() as conn:
+        index.sync(conn, T0 + timedelta(days=30))
+        by_sql = entries.story_candidates(conn, queries, window=WINDOW, near_bits=20)
+        by_index = entries.story_candidates(conn, queries, window=WINDOW, near_bits=20, index=index)
+    assert by_index == by_sql
+    assert sum(map(len, by_sql)) > 200  # the queries did find stories
+    assert any(h >= 1 << 63 for per in by_sql for h, _ in per.values())
+
+
+def test_a_story_another_process_stored_is_found_after_the_next_sync(db: Database) -> None:
+    """Two mirrors (two worker processes): each reads, at its next sync, only the log rows
+    written since its last one, whoever wrote them."""
+    h = 0x0123_4567_89AB_CDEF
+    first, second = BandIndex(), BandIndex()
+    with db.write() as conn:
+        first.sync(conn, T0)
+        second.sync(conn, T0)
+        mine = _stored(conn, 1, h, T0)
+    with db.write() as conn:
+        theirs = _stored(conn, 2, h ^ 0b111, T0 + timedelta(hours=1))
+
+    reads: list[str] = []
+    engine = db.engine
+
+    def count(_c: object, _cur: object, statement: str, *_: object) -> None:
+        if "story_log" in statement:
+            reads.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        with db.write() as conn:
+            first.sync(conn, T0 + timedelta(hours=2))
+            found = {
+                a for a, _, _ in first.near(band_keys(h), h, T0 - WINDOW, T0 + WINDOW, 20, 200)
+            }
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert found == {mine, theirs}
+    assert len(reads) == 1  # the rows since the last sync, no more
+    assert "seq >" in reads[0]
+    with db.write() as conn:
+        second.sync(conn, T0 + timedelta(hours=2))
+    assert second.near(band_keys(h), h, T0 - WINDOW, T0 + WINDOW, 20, 200) == first.near(
+        band_keys(h), h, T0 - WINDOW, T0 + WINDOW, 20, 200
+    )
+
+
+class _Abort(BaseException):
+    """Ends a transaction the way nothing in a poll catches."""
+
+
+def _item(i: int, title: str, text: str) -> NewItem:
+    keys = story_keys(title, text, f"https://site{i}.example/{i}")
+    return NewItem(article(i, title=title, published=T0), keys, ("alibaba",), (), pack_sketch(keys))
+
+
+WIRE = (
+    "Alibaba cloud unit posts faster revenue growth as AI demand rises",
+    "Alibaba Group said revenue at its cloud intelligence unit grew 26% in the quarter, "
+    "helped by demand for artificial intelligence products from enterprise customers.",
+)
+REWRITE = (
+    "Alibaba's cloud unit posts faster revenue growth on AI demand",
+    "Alibaba Group said revenue at its cloud intelligence unit grew 26% in the quarter, "
+    "helped by demand for artificial intelligence products from its enterprise customers.",
+)
+OTHER = (
+    "Tencent music streaming subscribers climb",
+    "Tencent Music said paying users rose to a record in the second quarter of the year.",
+)
+
+
+def _two_polls_then_abort(writer: StoryWriter, conn: Connection) -> None:
+    """Two polls of one group commit store a story each, then the transaction fails."""
+    assert not writer.add(conn, [_item(1, *WIRE)], T0, upstream_id=None)[0].duplicate
+    # the second poll: its sync reads the first one's row, not committed yet
+    assert not writer.add(conn, [_item(2, *OTHER)], T0, upstream_id=None)[0].duplicate
+    assert writer.bands is not None
+    assert writer.bands.stories >= 8
+    raise _Abort
+
+
+def test_a_transaction_that_fails_leaves_no_story_in_the_mirror(db: Database) -> None:
+    """A group commit whose second poll read the first poll's story from the log, and then
+    failed: once forgotten, the story is not a candidate (it was never stored), and the
+    mirror reads the log again."""
+    writer = StoryWriter(bands=BandIndex())
+    with pytest.raises(_Abort), db.write() as conn:
+        _two_polls_then_abort(writer, conn)
+    writer.forget_uncommitted()
+    with db.write() as conn:
+        outcome = writer.add(conn, [_item(3, *REWRITE)], T0, upstream_id=None)[0]
+    assert not outcome.duplicate  # the wire story it rewrites was rolled back
+    with db.read() as conn:
+        logged = conn.execute(select(story_log.c.article_id)).scalars().all()
+    assert logged == [article(3).id]
+
+
+def test_a_worker_processor_forgets_its_mirror_when_its_group_commit_fails(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker's ``Processor``: its transaction stores a story and then fails; the mirror,
+    which had read the log in it, is empty again and the store holds no story."""
+    recipe = ProcessorRecipe(
+        db.engine.url.render_as_string(hide_password=False), (), (), "test.example",
+        ScheduleBounds(), 20,
+    )  # fmt: skip
+    processor = recipe.build()
+    writer = processor.ingest.stories
+    assert writer.bands is not None
+
+    def write(conn: Connection, one: object, alone: bool) -> None:
+        _two_polls_then_abort(writer, conn)
+
+    monkeypatch.setattr(processor, "_prepare", lambda job, failure: object())
+    monkeypatch.setattr(processor, "_write", write)
+    try:
+        with pytest.raises(_Abort):
+            processor.process_many([object()])  # type: ignore[list-item]
+        assert writer.bands.stories == 0
+        with db.read() as conn:
+            assert conn.execute(select(story_log.c.seq)).all() == []
+    finally:
+        processor.db.close()
+
+
+def test_the_mirror_reaches_back_for_older_windows_within_its_reach(db: Database) -> None:
+    """It starts with the last ``start`` of stories; an older window lowers its floor and
+    reads that stretch of the log; one older than ``reach`` is left to SQL."""
+    h = 0x0F0F_0F0F_F0F0_F0F0
+    with db.write() as conn:
+        old = _stored(conn, 1, h, T0 - timedelta(days=20))
+        recent = _stored(conn, 2, h, T0)
+        ancient = _stored(conn, 3, h, T0 - timedelta(days=90))
+    index = BandIndex(reach=timedelta(days=60), start=timedelta(days=5))
+
+    def found(since: datetime) -> set[str]:
+        return {a for a, _, _ in index.near(band_keys(h), h, since, since + 2 * WINDOW, 3, 99)}
+
+    with db.write() as conn:
+        index.sync(conn, T0)
+        assert found(T0 - WINDOW) == {recent}
+        assert index.covers(conn, T0 - timedelta(days=21))
+        assert found(T0 - timedelta(days=21)) == {old}
+        assert not index.covers(conn, T0 - timedelta(days=91))
+        (by_sql,) = entries.story_candidates(
+            conn, [_query(h, T0 - timedelta(days=90))], window=WINDOW, near_bits=3, index=index
+        )
+    assert set(by_sql) == {ancient}
+
+
+def test_stories_behind_the_reach_are_dropped_as_newer_ones_come(db: Database) -> None:
+    """Once the floor is a day further behind the newest story than ``reach``, the older
+    stories go, and their windows are left to SQL."""
+    h = 0x1111_2222_3333_4444
+    index = BandIndex(reach=timedelta(days=10), start=timedelta(days=5))
+    with db.write() as conn:
+        first = _stored(conn, 1, h, T0)
+        index.sync(conn, T0)
+        _stored(conn, 2, h, T0 + timedelta(days=5))
+    with db.write() as conn:
+        index.sync(conn, T0 + timedelta(days=5))
+        assert index.stories == 16  # the floor (T0 - 5 days) is within the reach
+        later = _stored(conn, 3, h, T0 + timedelta(days=12))
+    with db.write() as conn:
+        index.sync(conn, T0 + timedelta(days=12))
+        assert index.stories == 16  # the first one went: the floor is now T0 + 2 days
+        near = {a for a, _, _ in index.near(band_keys(h), h, T0, T0 + timedelta(days=30), 3, 99)}
+        assert first not in near
+        assert later in near
+        assert not index.covers(conn, T0 - WINDOW)
+        (by_sql,) = entries.story_candidates(
+            conn, [_query(h, T0)], window=WINDOW, near_bits=3, index=index
+        )
+    assert set(by_sql) == {first}
+
+
+def test_a_story_dated_in_the_future_does_not_move_the_reach(db: Database) -> None:
+    h = 0x5555_AAAA_5555_AAAA
+    index = BandIndex(reach=timedelta(days=10), start=timedelta(days=5))
+    with db.write() as conn:
+        _stored(conn, 1, h, T0)
+        index.sync(conn, T0)
+        _stored(conn, 2, h, T0 + timedelta(days=3650))
+    with db.write() as conn:
+        index.sync(conn, T0)
+        assert index.covers(conn, T0 - timedelta(days=9))
+        fresh = BandIndex(reach=timedelta(days=10), start=timedelta(days=5))
+        fresh.sync(conn, T0)  # a mirror that starts with the future story in the log
+        assert fresh.covers(conn, T0 - timedelta(days=9))
+
+
+def test_migration_0006_logs_the_band_keys_of_stored_stories(db_url: str) -> None:
+    """Band keys stored before the log existed are logged, one row per article, date and
+    hash, with the bands it has; a mirror then finds them. Other keys are not logged."""
+    h = 0xFEDC_BA98_7654_3210
+    bands = band_keys(h)
+
+    def add_keys(conn: Connection, day: str) -> None:
+        for key in (*bands[:3], bands[5], "u:one", "t:two"):
+            conn.execute(
+                text(
+                    "INSERT INTO story_keys (key, article_id, published, simhash)"
+                    " VALUES (:key, 'a', :day, :simhash)"
+                ),
+                {"key": key, "day": day, "simhash": h - (1 << 64)},
+            )
+
+    _store_at(db_url, "0005", then=add_keys)
+    database = Database(db_url)  # migrates to the head
+    index = BandIndex()
+    try:
+        with database.write() as conn:
+            rows = conn.execute(select(story_log.c.article_id, story_log.c.bands)).all()
+            index.sync(conn, datetime(2026, 1, 2, tzinfo=UTC))
+            near = index.near(bands, h, datetime(2025, 12, 31, tzinfo=UTC),
+                              datetime(2026, 1, 2, tzinfo=UTC), 0, 99)  # fmt: skip
+    finally:
+        database.close()
+    assert [tuple(r) for r in rows] == [("a", 0b100111)]
+    assert [a for a, _, _ in near] == ["a"] * 4
+
+
+def test_worker_processors_mirror_band_keys_and_the_polling_process_does_not(
+    db: Database,
+) -> None:
+    recipe = ProcessorRecipe(
+        db.engine.url.render_as_string(hide_password=False), (), (), "test.example",
+        ScheduleBounds(), 20,
+    )  # fmt: skip
+    assert recipe.build(db).ingest.stories.bands is None
+    worker = recipe.build()
+    try:
+        assert isinstance(worker.ingest.stories.bands, BandIndex)
+    finally:
+        worker.db.close()

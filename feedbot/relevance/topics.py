@@ -296,7 +296,7 @@ class Matcher:
         own: dict[str, list[TopicMatch]] = {}
         for index in candidates:
             topic = self._topics[index]
-            found = self._match_topic(topic, doc, texts, exclusions)
+            found = self._match_topic(topic, doc, texts, exclusions, index)
             if found:
                 own[topic.name] = found
         topics = sorted(name for name, inc in self._closure.items() if not inc.isdisjoint(own))
@@ -315,7 +315,9 @@ class Matcher:
         found = set(self._always)
         if len(found) < len(self._topics):
             for field in self._scanned[doc.summary_in_content]:
-                self._anchors.owners_in(texts.plain(field), found)
+                owners = texts.anchored[field] = set()
+                self._anchors.owners_in(texts.plain(field), owners)
+                found |= owners
         return sorted(found)
 
     def _match_topic(
@@ -324,10 +326,14 @@ class Matcher:
         doc: MatchInput,
         texts: _Texts,
         exclusions: set[tuple[str, str, str]],
+        index: int,
     ) -> list[TopicMatch]:
         plain: list[TopicMatch] = []
         gated: list[tuple[TopicMatch, frozenset[str]]] = []
         for field in _fields(topic, doc):
+            anchored = texts.anchored.get(field)
+            if not topic.regexes and anchored is not None and index not in anchored:
+                continue  # none of the topic's terms can be in this field (``AnchorSet``)
             text = _text(doc, field, texts)
             if not text.folded:
                 continue
@@ -371,12 +377,13 @@ def _fields(topic: _Topic, doc: MatchInput) -> tuple[str, ...]:
 class _Texts:
     """One document's folded fields, made when first read (tokens only when searched)."""
 
-    __slots__ = ("doc", "folded", "searched")
+    __slots__ = ("anchored", "doc", "folded", "searched")
 
     def __init__(self, doc: MatchInput) -> None:
         self.doc = doc
         self.folded: dict[str, str] = {}
         self.searched: dict[str, FoldedText] = {}
+        self.anchored: dict[str, set[int]] = {}  # field -> topics with an anchor in it
 
     def plain(self, field: str) -> str:
         text = self.folded.get(field)

@@ -170,7 +170,8 @@ def add_story_keys_many(
     conn: Connection, stories: Sequence[tuple[str, Iterable[str], int, datetime]]
 ) -> None:
     """Index the keys of new stories, ``(article_id, keys, simhash, published)`` each, in
-    one executemany (the stories hold no keys yet)."""
+    one executemany (the stories hold no keys yet), and log the band keys among them in
+    ``story_log``, one row a story, for the worker processes' mirrors (bandindex.py)."""
     rows = []
     logged = []  # each story's band keys once more, for the processes that mirror them
     for article_id, keys, simhash, published in stories:

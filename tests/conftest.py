@@ -37,6 +37,10 @@ import os  # noqa: E402
 import socket  # noqa: E402
 import uuid  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
+
+if TYPE_CHECKING:
+    from feedbot.store.db import Database
 
 PG_URL = os.environ.get("FEEDBOT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -76,3 +80,13 @@ def database_url(kind: str, tmp_path: Path) -> Iterator[str]:
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """Every store contract test runs against a SQLite file and PostgreSQL."""
     yield from database_url(request.param, tmp_path)
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    """A migrated store on each of ``db_url``'s databases, closed afterwards."""
+    from feedbot.store.db import Database
+
+    database = Database(db_url)
+    yield database
+    database.close()

@@ -4,7 +4,6 @@ on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -24,13 +23,6 @@ from tests.test_store import _store_at, article
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 WINDOW = timedelta(hours=72)
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = Database(db_url)
-    yield database
-    database.close()
 
 
 def _stored(conn: Connection, i: int, simhash: int, published: datetime, bands: int = 0xFF) -> str:

@@ -40,13 +40,6 @@ def article(i: int, **kw: object) -> ArticleData:
     return replace(base, **kw)  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def db(db_url: str) -> Database:
-    database = Database(db_url)
-    yield database
-    database.close()
-
-
 def test_migrations_create_the_schema_and_are_idempotent(db: Database, db_url: str) -> None:
     names = set(inspect(db.engine).get_table_names())
     assert {"articles", "article_topics", "upstreams", "entries", "deliveries"} <= names

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-
-import pytest
 
 from feedbot.config import UpstreamConfig
 from feedbot.models import ArticleData
@@ -16,13 +13,6 @@ from feedbot.store.db import Database
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = Database(db_url)
-    yield database
-    database.close()
 
 
 def feeds(n: int) -> list[UpstreamConfig]:

@@ -139,7 +139,7 @@ def _two_polls_then_abort(writer: StoryWriter, conn: Connection) -> None:
     # the second poll: its sync reads the first one's row, not committed yet
     assert not writer.add(conn, [_item(2, *OTHER)], T0, upstream_id=None)[0].duplicate
     assert writer.bands is not None
-    assert writer.bands.stories >= 8
+    assert writer.bands.entries >= 8
     raise _Abort
 
 
@@ -180,7 +180,7 @@ def test_a_worker_processor_forgets_its_mirror_when_its_group_commit_fails(
     try:
         with pytest.raises(_Abort):
             processor.process_many([object()])  # type: ignore[list-item]
-        assert writer.bands.stories == 0
+        assert writer.bands.entries == 0
         with db.read() as conn:
             assert conn.execute(select(story_log.c.seq)).all() == []
     finally:
@@ -223,11 +223,11 @@ def test_stories_behind_the_reach_are_dropped_as_newer_ones_come(db: Database) -
         _stored(conn, 2, h, T0 + timedelta(days=5))
     with db.write() as conn:
         index.sync(conn, T0 + timedelta(days=5))
-        assert index.stories == 16  # the floor (T0 - 5 days) is within the reach
+        assert index.entries == 16  # the floor (T0 - 5 days) is within the reach
         later = _stored(conn, 3, h, T0 + timedelta(days=12))
     with db.write() as conn:
         index.sync(conn, T0 + timedelta(days=12))
-        assert index.stories == 16  # the first one went: the floor is now T0 + 2 days
+        assert index.entries == 16  # the first one went: the floor is now T0 + 2 days
         near = {a for a, _, _ in index.near(band_keys(h), h, T0, T0 + timedelta(days=30), 3, 99)}
         assert first not in near
         assert later in near

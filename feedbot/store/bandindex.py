@@ -56,8 +56,8 @@ class BandIndex:
         self._now: datetime | None = None
 
     @property
-    def stories(self) -> int:
-        """Band entries held (a story counts once per band key it has)."""
+    def entries(self) -> int:
+        """Band entries held: a story counts once per band key it has."""
         return sum(map(len, self._bands.values()))
 
     def reset(self) -> None:

@@ -161,6 +161,29 @@ def test_html_to_text(html: str, expected: str) -> None:
     assert html_to_text(html) == expected
 
 
+def _tag_names(names: str) -> list[str]:
+    return names.split()
+
+
+BLOCK_TAGS = _tag_names(
+    "address article aside blockquote br dd div dl dt figcaption figure footer h1 h2 h3 h4 h5"
+    " h6 header hr li main nav ol p pre section table td th tr ul"
+)
+INLINE_TAGS = _tag_names("a abbr b bdi code del em i img ins mark q s small span strong sub sup u")
+LOOKALIKES = _tag_names("ad arti blockquotes brr d dv h h7 heade hrx l lis mai na o pr pres sect t")
+
+
+def test_html_to_text_separates_words_at_block_tags_only() -> None:
+    """Block tags (opening, closing, with attributes, in any case) part the words on
+    either side; inline tags and names that only start like a block tag do not."""
+    for name in BLOCK_TAGS:
+        for tag in (f"<{name}>", f"</{name}>", f'<{name} class="x">', f"<{name.upper()}/>"):
+            assert html_to_text(f"one{tag}two") == "one two", tag
+    for name in INLINE_TAGS + LOOKALIKES:
+        for tag in (f"<{name}>", f"</{name}>", f'<{name} class="x">', f"<{name.upper()}/>"):
+            assert html_to_text(f"one{tag}two") == "onetwo", tag
+
+
 _TAG_NAME = re.compile(r"(</?)([a-z][a-z0-9]*)")
 
 

@@ -203,8 +203,14 @@ def test_the_mirror_reaches_back_for_older_windows_within_its_reach(db: Database
     with db.write() as conn:
         index.sync(conn, T0)
         assert found(T0 - WINDOW) == {recent}
+        late = _stored(conn, 4, h, T0 - timedelta(days=10))  # logged late, before the floor
+    with db.write() as conn:
+        index.sync(conn, T0)
+        assert index.entries == 8  # not held until a window reaches back to it
         assert index.covers(conn, T0 - timedelta(days=21))
+        assert index.entries == 24  # the old one and the late one, once each
         assert found(T0 - timedelta(days=21)) == {old}
+        assert found(T0 - timedelta(days=11)) == {late}
         assert not index.covers(conn, T0 - timedelta(days=91))
         (by_sql,) = entries.story_candidates(
             conn, [_query(h, T0 - timedelta(days=90))], window=WINDOW, near_bits=3, index=index

@@ -53,7 +53,6 @@ class BandIndex:
         self._seq: int | None = None  # the last log row read; None: nothing read yet
         self._floor: datetime | None = None  # every story published from then on is here
         self._newest: datetime | None = None  # the newest story's date, at most now
-        self._now: datetime | None = None
 
     @property
     def entries(self) -> int:
@@ -63,36 +62,35 @@ class BandIndex:
     def reset(self) -> None:
         """Forget everything (after a transaction that read the log did not commit)."""
         self._bands.clear()
-        self._seq = self._floor = self._newest = self._now = None
+        self._seq = self._floor = self._newest = None
 
     def sync(self, conn: Connection, now: datetime) -> None:
         """Read the log rows written since the last call (the first call reads the last
         ``start`` before the newest story). Call it holding the story lock, in the
         transaction that then looks up and writes."""
-        self._now = now
         if self._seq is None:
             seq, newest = conn.execute(_HEAD).one()
             self._seq = seq or 0
             self._newest = min(newest or now, now)  # a story dated in the future counts as now
             self._floor = self._newest - self.start
-            self._add(conn.execute(_FROM, {"seq": self._seq, "since": self._floor}))
+            self._add(conn.execute(_FROM, {"seq": self._seq, "since": self._floor}), now)
             return
-        self._add(conn.execute(_SINCE, {"seq": self._seq}))
+        self._add(conn.execute(_SINCE, {"seq": self._seq}), now)
         self._prune()
 
     def covers(self, conn: Connection, since: datetime) -> bool:
         """Whether every story published from *since* on is here; lowers the floor to it
         (reading that stretch of the log) when it is no more than ``reach`` before the
         newest story."""
-        if self._floor is None or self._seq is None:
+        if self._floor is None or self._newest is None:  # not synced yet
             return False
         if since >= self._floor:
             return True
-        if since < (self._newest or self._floor) - self.reach:
+        if since < self._newest - self.reach:
             return False
         rows = conn.execute(_BETWEEN, {"seq": self._seq, "since": since, "until": self._floor})
         self._floor = since
-        self._add(rows, floor=False)
+        self._add(rows, self._newest)  # all before the old floor
         return True
 
     def near(
@@ -111,14 +109,15 @@ class BandIndex:
                         return out
         return out
 
-    def _add(self, rows: Iterable[Any], *, floor: bool = True) -> None:
+    def _add(self, rows: Iterable[Any], now: datetime) -> None:
+        """Mirror *rows* of the log from the floor on; a date after *now* counts as now."""
+        assert self._seq is not None
         assert self._floor is not None
+        assert self._newest is not None
         for seq, article_id, simhash, published, bands in rows:
-            if self._seq is not None and seq > self._seq:
-                self._seq = seq
-            if self._newest is not None and self._now is not None and published > self._newest:
-                self._newest = min(published, self._now)
-            if floor and published < self._floor:
+            self._seq = max(self._seq, seq)
+            self._newest = max(self._newest, min(published, now))
+            if published < self._floor:
                 continue  # before the floor: left to SQL, as every older story
             story = (article_id, simhash % (1 << 64), published)
             for i, key in enumerate(band_keys(story[1])):

@@ -229,3 +229,15 @@ def test_gate_pairs_leads_and_continuations_of_one_code_page() -> None:
     assert list(_suspects("a\udc80b")) == [(1, 2)]  # and lone surrogates
     assert repair_text("café \udc80 ok").encode("utf-8")  # never left to fail on encoding
     assert repair_text("Hélèna prévoit cafÃ© à Pékin") == "Hélèna prévoit café à Pékin"
+
+
+def test_one_scan_finds_whatever_a_repair_pass_could_change() -> None:
+    from feedbot.text import _REPAIRABLE
+
+    # each broken example holds something the scan finds; repair leaves the rest alone
+    for broken, fixed in MOJIBAKE:
+        if broken != fixed and unicodedata.normalize("NFC", broken) != fixed:
+            assert _REPAIRABLE.search(broken), broken
+    for text in ("Une élève prévoit « déjà » la fête", "阿里巴巴发布了新的“云”服务。", "Straße"):
+        assert _REPAIRABLE.search(text) is None, text  # left as it is, in one scan
+    assert repair_text("e\u0301te\u0301 à Pékin") == "été à Pékin"  # still NFC

@@ -184,6 +184,21 @@ def test_ok_stores_validators_hash_and_cache_hint(server: LoopbackServer, fetche
     assert sent["accept"].startswith("application/atom+xml")
 
 
+def test_the_sessions_headers_and_cookies_go_with_every_request(server: LoopbackServer) -> None:
+    """The request is prepared without ``Session.request`` (see ``Fetcher._get``): the
+    session's own headers, a feed's extra headers over them, and the cookies an upstream
+    set all still reach it."""
+    server.route("/set-cookie", lambda r: Response(200, ATOM, {**XML, "Set-Cookie": "s=1; Path=/"}))
+    with Fetcher(FetchLimits(deadline=5), trust_env=False) as f:
+        f.fetch(FetchRequest(server.url("/set-cookie")), NOW)
+        extra = (("Accept", "application/rss+xml"), ("X-Trace", "t2"))
+        res = f.fetch(FetchRequest(server.url("/plain.xml"), headers=extra), NOW)
+    assert res.outcome is FetchOutcome.OK
+    sent = server.requests[-1].headers
+    assert (sent["cookie"], sent["x-trace"], sent["accept"]) == ("s=1", "t2", "application/rss+xml")
+    assert (sent["user-agent"], sent["accept-encoding"]) == (USER_AGENT, "gzip, deflate")
+
+
 def test_conditional_get_gives_not_modified(server: LoopbackServer, fetcher: Fetcher) -> None:
     first = fetcher.fetch(FetchRequest(server.url("/feed.xml")), NOW)
     req = FetchRequest(

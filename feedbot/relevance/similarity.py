@@ -46,6 +46,7 @@ MAX_UNITS = 256  # words/CJK characters of title + summary that count
 _CJK_CHARS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _CJK = re.compile(f"[{_CJK_CHARS}]")
 # A unit is one CJK character or one run of other letters/digits.
+_CJK_GAP = re.compile(f"(?<=[{_CJK_CHARS}]) | (?=[{_CJK_CHARS}])")
 _UNIT = re.compile(f"[{_CJK_CHARS}]|[^\\W_{_CJK_CHARS}]+")
 _WORD = re.compile(r"[^\W_]+")
 _DIGIT = re.compile(r"\d")
@@ -103,17 +104,11 @@ def units(text: str) -> list[str]:
 def _join(parts: Sequence[str]) -> str:
     """Join units with spaces, except next to CJK characters (which use none)."""
     joined = " ".join(parts)
-    if _CJK.search(joined) is None:  # one search, not a match per unit (a unit is one CJK
-        return joined  # character or holds none)
-    out: list[str] = []
-    prev_cjk = True
-    for part in parts:
-        cjk = _CJK.match(part) is not None
-        if out and not (cjk or prev_cjk):
-            out.append(" ")
-        out.append(part)
-        prev_cjk = cjk
-    return "".join(out)
+    if _CJK.search(joined) is None:  # one search, not a match per unit
+        return joined
+    # a unit is one CJK character or holds none, and none holds a space: the spaces that
+    # go are those with a CJK character on either side
+    return _CJK_GAP.sub("", joined)
 
 
 # --- titles -------------------------------------------------------------------------------

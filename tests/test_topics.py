@@ -56,6 +56,20 @@ def test_fold(text: str, folded: str) -> None:
     assert fold(folded) == folded  # idempotent
 
 
+def test_latin1_text_folds_as_any_text_does() -> None:
+    """Latin-1 text is folded through a byte table (``_fold_latin1``): the same result as
+    the general way for every character and every pair of characters of the range."""
+    from feedbot.relevance.normalize import _fold_any, _fold_latin1
+
+    chars = [chr(c) for c in range(256)]
+    for text in [*chars, *(a + b for a in chars for b in chars)]:
+        expected = text.lower() if text.isascii() else _fold_any(text)
+        assert fold(text) == expected, repr(text)
+    assert _fold_latin1("Élève à Pékin, « déjà »\xa0!") == "eleve a pekin, « deja » !"
+    assert _fold_latin1("Straße") is None  # "ß" folds to two characters
+    assert _fold_latin1("d’Alibaba") is None  # not Latin-1
+
+
 def _alibaba_only() -> Matcher:
     return Matcher([TopicSpec(name="t", terms=("Alibaba", "Ant Group", "阿里巴巴", "JD.com"))])
 

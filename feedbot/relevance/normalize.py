@@ -73,7 +73,7 @@ def fold(text: str) -> str:
 
 
 def _fold_latin1(text: str) -> str | None:
-    """``fold`` of text written in Latin-1 alone (most accented Western text), one table
+    """``fold`` of text written in Latin-1 alone (much accented Western text), one table
     lookup a byte; None for any other text.
 
     For such text ``fold`` works one character at a time: what is left of a character

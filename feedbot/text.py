@@ -141,7 +141,7 @@ _CONTROL_CHARS = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff"
 _CONTROLS = re.compile(f"[{_CONTROL_CHARS}]")
 
 
-def _ftfy_gate() -> tuple[re.Pattern[str], frozenset[str], re.Pattern[str]]:
+def _repair_scans() -> tuple[re.Pattern[str], frozenset[str], re.Pattern[str]]:
     """What ftfy could act on: a cheap regex (its own badness check is ~50x slower) and
     the pairs it finds that really are a misread; and a regex that finds anything any
     pass of ``repair_text`` could act on.
@@ -189,7 +189,7 @@ def _char_class(chars: set[str]) -> str:
     return "".join(re.escape(c) for c in sorted(chars))
 
 
-_GATE, _MISREAD_PAIRS, _REPAIRABLE = _ftfy_gate()
+_GATE, _MISREAD_PAIRS, _REPAIRABLE = _repair_scans()
 
 
 def _suspects(text: str) -> Iterator[tuple[int, int]]:

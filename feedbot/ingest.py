@@ -36,7 +36,6 @@ from feedbot.relevance.topics import Matcher, MatchInput
 from feedbot.store import articles as store_articles
 from feedbot.store import entries as store_entries
 from feedbot.store import outbox
-from feedbot.store.bandindex import BandIndex
 from feedbot.store.schema import articles as articles_table
 from feedbot.store.upstreams import StoredUpstream
 from feedbot.stories import SKETCHES, NewItem, StoryWriter, key_digest, pack_sketch
@@ -140,11 +139,10 @@ class Ingest:
         authority: str,
         *,
         sketches: int = SKETCHES,
-        bands: BandIndex | None = None,
     ) -> None:
         self.webhooks = tuple(webhooks)
         self.authority = authority
-        self.stories = StoryWriter(sketches, bands=bands)
+        self.stories = StoryWriter(sketches)
 
     @staticmethod
     def look_up(conn: Connection, up: StoredUpstream, plans: Sequence[EntryPlan]) -> Known:

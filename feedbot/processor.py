@@ -30,7 +30,6 @@ from feedbot.poll.schedule import ScheduleBounds
 from feedbot.poll.state import StateChange, next_state
 from feedbot.relevance.topics import Matcher, TopicSpec
 from feedbot.store import upstreams as store_upstreams
-from feedbot.store.bandindex import BandIndex
 from feedbot.store.db import Database
 from feedbot.store.upstreams import StoredUpstream
 from feedbot.stories import SKETCHES
@@ -91,7 +90,6 @@ class ProcessorRecipe:
             webhooks=self.webhooks, authority=self.authority,
             bounds=self.bounds, max_failures=self.max_failures, read_first=db is None,
             sketches=WORKER_SKETCHES if db is None else SKETCHES,
-            bands=BandIndex() if db is None else None,
         )  # fmt: skip
 
 
@@ -110,11 +108,10 @@ class Processor:
         rand: random.Random | None = None,
         read_first: bool = False,
         sketches: int = SKETCHES,
-        bands: BandIndex | None = None,
     ) -> None:
         self.db = db
         self.matcher = matcher
-        self.ingest = Ingest(webhooks, authority, sketches=sketches, bands=bands)
+        self.ingest = Ingest(webhooks, authority, sketches=sketches)
         self.bounds = bounds
         self.max_failures = max_failures
         self.rand = rand or random.Random()

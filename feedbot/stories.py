@@ -166,13 +166,12 @@ class StoryWriter:
 
     def __init__(self, sketches: int = SKETCHES, *, bands: BandIndex | None = None) -> None:
         self.sketches = SketchCache(sketches)
-        self.bands = bands  # band keys mirrored in memory (worker processes)
+        self.bands = BandIndex() if bands is None else bands  # band keys, mirrored in memory
 
     def forget_uncommitted(self) -> None:
         """After a transaction that ``add`` ran in failed: what it read of other polls'
         uncommitted stories (within its group commit) must not outlive it."""
-        if self.bands is not None:
-            self.bands.reset()
+        self.bands.reset()
 
     def add(
         self, conn: Connection, items: Sequence[NewItem], now: datetime, *, upstream_id: int
@@ -182,8 +181,7 @@ class StoryWriter:
         if not items:
             return []
         lock_stories(conn)
-        if self.bands is not None:
-            self.bands.sync(conn, now)
+        self.bands.sync(conn, now)
         wanted = [(i.keys, i.article.published) for i in items]
         stored = self.candidates_many(conn, wanted, bands=self.bands)
         batch: list[Candidate] = []  # new stories of this batch, as candidates
@@ -225,11 +223,11 @@ class StoryWriter:
         bands: BandIndex | None = None,
     ) -> list[list[Candidate]]:
         """Stored stories that could be each item's story: exact-key matches, and band
-        matches within the window whose SimHash is within ``NEAR_HAMMING`` (filtered in the
-        database) and that ``could_decide`` keeps, judged on their compact keys (from the
-        cache, a stored sketch or their text). Only those are made into sets: most band
-        candidates share a band and little text. *bands*, synced in this transaction,
-        answers the band lookups it covers."""
+        matches within the window whose SimHash is within ``NEAR_HAMMING``, that
+        ``could_decide`` keeps, judged on their compact keys (from the cache, a stored
+        sketch or their text). Only those are made into sets: most band candidates share a
+        band and little text. *bands*, synced in this transaction, answers the band lookups
+        it covers; the others read ``story_log``."""
         found = store_entries.story_candidates(
             conn,
             [_query(keys, published) for keys, published in wanted],

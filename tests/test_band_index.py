@@ -7,7 +7,7 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Connection, event, select, text
+from sqlalchemy import Connection, event, inspect, select, text
 
 from feedbot.poll.schedule import ScheduleBounds
 from feedbot.processor import ProcessorRecipe
@@ -290,16 +290,111 @@ def test_migration_0006_logs_the_band_keys_of_stored_stories(db_url: str) -> Non
     assert [a for a, _, _ in near] == ["a"] * 4
 
 
-def test_worker_processors_mirror_band_keys_and_the_polling_process_does_not(
+def test_every_processor_mirrors_band_keys_and_story_keys_hold_only_exact_ones(
     db: Database,
 ) -> None:
+    """The polling process's processor and a worker's both look band keys up in their own
+    mirror: a rewrite of a story the other one stored is found as its duplicate, without
+    a band lookup in the database. Band keys are in the log alone; ``story_keys`` holds
+    the title and URL keys."""
     recipe = ProcessorRecipe(
         db.engine.url.render_as_string(hide_password=False), (), (), "test.example",
         ScheduleBounds(), 20,
     )  # fmt: skip
-    assert recipe.build(db).ingest.stories.bands is None
+    local = recipe.build(db).ingest.stories
     worker = recipe.build()
+    reads: list[str] = []
+
+    def count(_c: object, _cur: object, statement: str, *_: object) -> None:
+        if "story_log" in statement and "INSERT" not in statement:
+            reads.append(statement)
+
     try:
-        assert isinstance(worker.ingest.stories.bands, BandIndex)
+        event.listen(db.engine, "before_cursor_execute", count)
+        event.listen(worker.db.engine, "before_cursor_execute", count)
+        with worker.db.write() as conn:
+            (stored,) = worker.ingest.stories.add(conn, [_item(1, *WIRE)], T0, upstream_id=None)
+        with db.write() as conn:
+            (rewrite,) = local.add(conn, [_item(2, *REWRITE)], T0, upstream_id=None)
+            (other,) = local.add(conn, [_item(3, *OTHER)], T0, upstream_id=None)
+        with worker.db.write() as conn:
+            (again,) = worker.ingest.stories.add(conn, [_item(4, *OTHER)], T0, upstream_id=None)
+        with db.read() as conn:
+            keys = conn.execute(select(text("key")).select_from(text("story_keys"))).scalars()
+            prefixes = sorted({k.split(":", 1)[0] for k in keys})
+            logged = conn.execute(select(story_log.c.article_id)).scalars().all()
     finally:
         worker.db.close()
+    assert (rewrite.duplicate, rewrite.article_id) == (True, stored.article_id)
+    assert not other.duplicate
+    assert (again.duplicate, again.article_id) == (True, other.article_id)
+    assert prefixes == ["t", "u"]
+    assert logged == [stored.article_id, other.article_id]
+    # the worker's story in both; the polling process reads its own at its next look
+    assert (local.bands.entries, worker.ingest.stories.bands.entries) == (8, 16)
+    assert reads  # the mirrors' syncs; no band lookup read the log by date
+    assert not [r for r in reads if "BETWEEN" in r]
+
+
+def test_migration_0007_keeps_band_keys_in_the_log_alone(db_url: str) -> None:
+    """Band keys written to ``story_keys`` before are deleted (the log holds them, since
+    0006), the exact keys stay, and a lookup without a mirror still finds the story
+    through its logged bands. Downgrading writes the logged band keys back."""
+    from alembic import command
+
+    from feedbot.store import db as db_module
+
+    h = 0x0BAD_CAFE_1234_5678
+    bands = band_keys(h)
+    before = sorted((*bands[:3], bands[5], "t:two", "u:one"))
+
+    def add_keys(conn: Connection, day: str) -> None:
+        for key in before:
+            conn.execute(
+                text(
+                    "INSERT INTO story_keys (key, article_id, published, simhash)"
+                    " VALUES (:key, 'a', :day, :simhash)"
+                ),
+                {"key": key, "day": day, "simhash": h},
+            )
+
+    cfg = _store_at(db_url, "0005", then=add_keys)
+
+    def keys() -> list[str]:
+        with database.read() as conn:
+            return sorted(conn.execute(text("SELECT key FROM story_keys")).scalars())
+
+    database = Database(db_url)  # migrates to the head: 0006 logs, 0007 deletes
+    try:
+        assert keys() == ["t:two", "u:one"]
+        query = entries.StoryQuery((), (bands[5],), h, datetime(2026, 1, 1, tzinfo=UTC))
+        with database.read() as conn:
+            (found,) = entries.story_candidates(conn, [query], window=WINDOW, near_bits=0)
+            indexes = {i["name"] for i in inspect(conn).get_indexes("story_log")}
+        assert list(found) == ["a"]
+        assert "ix_story_log_article_id" in indexes
+        engine = db_module.make_engine(db_url)
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0006")
+        engine.dispose()
+        assert keys() == before
+    finally:
+        database.close()
+
+
+def test_a_story_indexed_again_writes_only_the_keys_it_lacks(db: Database) -> None:
+    """An article kept from before (its entry was pruned) is indexed again: keys it has are
+    skipped, exact ones in ``story_keys`` and band ones in the log; a changed text logs only
+    the band keys that are new to it."""
+    h = 0x1357_9BDF_2468_ACE0
+    moved = h ^ 0xFF  # another lowest byte: one band key differs
+    with db.write() as conn:
+        a = _stored(conn, 1, h, T0)
+        entries.add_story_keys(conn, a, ["u:one", *band_keys(h)], h, T0)
+        entries.add_story_keys(conn, a, ["u:one", "t:two", *band_keys(h)], h, T0)
+        entries.add_story_keys(conn, a, ["t:two", *band_keys(moved)], moved, T0)
+        rows = conn.execute(select(story_log.c.simhash, story_log.c.bands)).all()
+        exact = sorted(conn.execute(text("SELECT key FROM story_keys")).scalars())
+    assert [(s % (1 << 64), b) for s, b in rows] == [(h, 0xFF), (moved, 0b1)]
+    assert exact == ["t:two", "u:one"]

@@ -222,7 +222,7 @@ def test_migration_0005_keeps_story_keys_in_one_btree_on_sqlite(db_url: str) -> 
     from feedbot.store import entries
 
     def add_keys(conn: Connection, day: str) -> None:
-        for key, simhash in (("u:one", -5), ("b0:aa", 7)):
+        for key, simhash in (("u:one", -5), ("b0:07", 7)):  # b0:07: a band key of 7
             conn.execute(
                 text(
                     "INSERT INTO story_keys (key, article_id, published, simhash)"
@@ -248,7 +248,7 @@ def test_migration_0005_keeps_story_keys_in_one_btree_on_sqlite(db_url: str) -> 
             database.close()
 
     database = Database(db_url)  # migrates to the head
-    query = entries.StoryQuery(("u:one",), ("b0:aa",), 7, T0)
+    query = entries.StoryQuery(("u:one",), ("b0:07",), 7, T0)
     try:
         with database.read() as conn:
             found = entries.story_candidates(conn, [query], window=timedelta(hours=1), near_bits=3)
@@ -264,7 +264,7 @@ def test_migration_0005_keeps_story_keys_in_one_btree_on_sqlite(db_url: str) -> 
             cfg.attributes["connection"] = conn
             command.downgrade(cfg, "0004")
             keys = conn.exec_driver_sql("SELECT key FROM story_keys ORDER BY key").scalars()
-            assert list(keys) == ["b0:aa", "u:one"]
+            assert list(keys) == ["b0:07", "u:one"]  # 0007 put the logged band key back
         engine.dispose()
         assert shape() == (False, covering)
 
@@ -473,7 +473,7 @@ def test_band_keys_are_looked_up_only_when_no_exact_match_settles_the_item(
     band_queries: list[str] = []
 
     def record(_conn: object, _cur: object, sql: str, *_: object) -> None:
-        if "story_keys" in sql and "BETWEEN" in sql:
+        if "story_log" in sql and "BETWEEN" in sql:
             band_queries.append(sql)
 
     event.listen(db.engine, "before_cursor_execute", record)
@@ -529,9 +529,9 @@ def test_a_settling_match_skips_bands_only_when_the_exact_lookup_was_complete(
         entries.add_story_keys_many(conn, [
             (ids[0], ["u:same"], 1, T0),
             (ids[1], ["u:same"], 1, T0),
-            (ids[2], ["b0:aa"], 1, T0),  # found only through the band
+            (ids[2], ["b0:01"], 1, T0),  # found only through the band (a band key of 1)
         ])  # fmt: skip
-    query = entries.StoryQuery(("u:same",), ("b0:aa",), 1, T0, settles=("u:same",))
+    query = entries.StoryQuery(("u:same",), ("b0:01",), 1, T0, settles=("u:same",))
     with db.read() as conn:
         (complete,) = entries.story_candidates(conn, [query], window=timedelta(hours=1),
                                                near_bits=3, limit=10)  # fmt: skip
@@ -541,11 +541,11 @@ def test_a_settling_match_skips_bands_only_when_the_exact_lookup_was_complete(
     assert ids[2] in cut  # the exact lookup was cut at 1 row: bands looked up
 
 
-def test_story_candidate_queries_read_one_covering_btree(tmp_path: Path) -> None:
-    """Both candidate lookups (exact keys, and bands within the window) are answered from
-    one B-tree holding every column they read: never a scan, and never a visit to another
-    for each key found (which cost the write lock half of its largest query). On SQLite
-    that B-tree is the table's primary key (a table without rowid)."""
+def test_story_candidate_queries_read_one_index_each(tmp_path: Path) -> None:
+    """The exact-key lookup is answered from one B-tree holding every column it reads (on
+    SQLite the table's primary key: a table without rowid), never a scan nor a visit to
+    another for each key found. A band lookup that no mirror covers reads the story log
+    by date, through its index."""
     from sqlalchemy import event
 
     from feedbot.store import entries
@@ -554,7 +554,7 @@ def test_story_candidate_queries_read_one_covering_btree(tmp_path: Path) -> None
     seen: list[tuple[str, object]] = []
 
     def record(_conn: object, _cur: object, sql: str, params: object, *_: object) -> None:
-        if "story_keys" in sql:
+        if "story_keys" in sql or "story_log" in sql:
             seen.append((sql, params))
 
     event.listen(database.engine, "before_cursor_execute", record)
@@ -570,32 +570,37 @@ def test_story_candidate_queries_read_one_covering_btree(tmp_path: Path) -> None
     finally:
         database.close()
     assert len(plans) == 2  # the exact keys, then the item's bands
-    for plan in plans:
-        assert len(plan) == 1, plan
-        assert plan[0].startswith("SEARCH story_keys USING PRIMARY KEY (key=?)"), plan
+    assert plans[0] == ["SEARCH story_keys USING PRIMARY KEY (key=?)"], plans[0]
+    assert plans[1] == [
+        "SEARCH story_log USING INDEX ix_story_log_published (published>? AND published<?)"
+    ], plans[1]
 
 
 def test_story_candidates_filter_bands_by_date_and_hamming_in_the_database(db: Database) -> None:
-    """Exact keys match at any date; a shared band key only within the window and when the
-    stored hash is close. Hashes with the top bit set (negative when stored) included."""
+    """Without a mirror, the story log is read: exact keys match at any date; a shared band
+    key only within the window and when the stored hash is close (in the database), and
+    only a band the story logged. Hashes with the top bit set (negative when stored) included."""
+    from feedbot.relevance.similarity import band_keys
     from feedbot.store import entries
     from feedbot.store.dialect import hamming
 
     h = 0xF0F0_1234_5678_9ABC
     flip3 = h ^ 0b1011  # 3 bits away
     far = h ^ ((1 << 40) - 1)  # 40 bits away
+    top = band_keys(h)[7]  # "b7:f0", the top byte: the band all three share
     with db.write() as conn:
-        for i in range(5):
+        for i in range(6):
             store.upsert_article(conn, article(i), T0)
-        ids = [article(i).id for i in range(5)]
+        ids = [article(i).id for i in range(6)]
         entries.add_story_keys_many(conn, [
-            (ids[0], ["b0:aa"], h, T0),  # same hash, shared band
-            (ids[1], ["b0:aa"], flip3, T0 + timedelta(hours=5)),  # near, in the window
-            (ids[2], ["b0:aa"], far, T0),  # shared band but far: filtered in SQL
-            (ids[3], ["b0:aa"], flip3, T0 + timedelta(days=30)),  # near but out of window
+            (ids[0], [top], h, T0),  # same hash, shared band
+            (ids[1], [top], flip3, T0 + timedelta(hours=5)),  # near, in the window
+            (ids[2], [top], far, T0),  # shared band but far: filtered in SQL
+            (ids[3], [top], flip3, T0 + timedelta(days=30)),  # near but out of window
             (ids[4], ["u:same-url"], far, T0 - timedelta(days=400)),  # exact, any date
+            (ids[5], [band_keys(flip3)[0]], flip3, T0),  # near, but shares no band logged
         ])  # fmt: skip
-    query = entries.StoryQuery(("u:same-url",), ("b0:aa",), h, T0)
+    query = entries.StoryQuery(("u:same-url",), (top,), h, T0)
     with db.read() as conn:
         (found,) = entries.story_candidates(conn, [query], window=timedelta(hours=72), near_bits=20)
         sql_distance = conn.execute(

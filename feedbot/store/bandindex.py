@@ -2,18 +2,20 @@
 
 A new story's near-duplicate candidates are the stored stories that share one of its band
 keys, were published within the window around it, and have a SimHash within a few bits of
-its own. In SQL that is one select per story, the costliest statement under the write
-lock, and it grows with the stories in the window. A worker process instead keeps every
-band key of ``story_log`` from a date on (its *floor*) in a dict, and before each lookup
-reads the log rows written since it last looked, by any process, inside the transaction
-that then decides and writes (the story lock serialises those, so nothing is missed).
+its own. Band keys are kept in ``story_log`` alone, one row a story (they were once eight
+rows of ``story_keys`` each, the most written and most read rows under the write lock).
+Every process that deduplicates keeps every band key of the log from a date on (its
+*floor*) in a dict, and before each lookup reads the log rows written since it last
+looked, by any process, inside the transaction that then decides and writes (the story
+lock serialises those, so nothing is missed).
 
-``story_keys`` is only ever added to, and so is its log: the mirror never has to forget a
-story, except the ones of a transaction that did not commit, which ``reset`` drops (with
-everything: the next lookup reads the log again). A lookup whose window starts before the
-floor lowers it (reading that stretch of the log), down to ``REACH`` before the newest
-story; older windows are left to SQL. Stories that fall more than ``REACH`` behind the
-newest one are dropped now and then, so memory follows the stories of the last year.
+The log is only ever added to: the mirror never has to forget a story, except the ones of
+a transaction that did not commit, which ``reset`` drops (with everything: the next lookup
+reads the log again). A lookup whose window starts before the floor lowers it (reading
+that stretch of the log), down to ``REACH`` before the newest story; older windows read
+the log by date (``entries.story_candidates``). Stories that fall more than ``REACH``
+behind the newest one are dropped now and then, so memory follows the stories of the
+last year.
 """
 
 from __future__ import annotations
@@ -98,8 +100,8 @@ class BandIndex:
         limit: int,
     ) -> list[_Story]:  # fmt: skip
         """Stories sharing one of *bands*, published in [since, until], whose SimHash
-        (unsigned) is within *bits* of *simhash*: what the SQL select returns, at most
-        *limit* (a story once per band it shares)."""
+        (unsigned) is within *bits* of *simhash*: what a read of the log by date returns,
+        at most *limit* (a story once per band it shares)."""
         out: list[_Story] = []
         for key in bands:
             for story in self._bands.get(key, ()):
@@ -118,7 +120,7 @@ class BandIndex:
             self._seq = max(self._seq, seq)
             self._newest = max(self._newest, min(published, now))
             if published < self._floor:
-                continue  # before the floor: left to SQL, as every older story
+                continue  # before the floor: read from the log by date, as every older story
             story = (article_id, simhash % (1 << 64), published)
             for i, key in enumerate(band_keys(story[1])):
                 if bands >> i & 1:

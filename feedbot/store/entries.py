@@ -149,36 +149,57 @@ def rekey(conn: Connection, upstream_id: int, old_key: str, new_key: str) -> Non
 def add_story_keys(
     conn: Connection, article_id: str, keys: Iterable[str], simhash: int, published: datetime
 ) -> None:
-    """Index one story's keys; keys it already has are skipped."""
-    rows = [{"key": k, "article_id": article_id} for k in set(keys)]
-    if not rows:
+    """Index one story's keys; keys it already has are skipped (its exact keys in
+    ``story_keys``, its band keys in ``story_log``)."""
+    wanted = set(keys)
+    if not wanted:
         return
-    present = {
-        r.key
-        for r in conn.execute(
-            select(story_keys.c.key).where(
-                story_keys.c.article_id == article_id,
-                story_keys.c.key.in_([r["key"] for r in rows]),
+    bands = set(band_keys(simhash))
+    exact = wanted - bands
+    present = set()
+    if exact:
+        present = set(
+            conn.execute(
+                select(story_keys.c.key).where(
+                    story_keys.c.article_id == article_id, story_keys.c.key.in_(list(exact))
+                )
+            ).scalars()
+        )
+    if wanted & bands:
+        logged = conn.execute(
+            select(story_log.c.simhash, story_log.c.bands).where(
+                story_log.c.article_id == article_id
             )
         )
-    }
-    fresh = [r["key"] for r in rows if r["key"] not in present]
-    add_story_keys_many(conn, [(article_id, fresh, simhash, published)])
+        present.update(k for h, mask in logged for k in _logged_bands(h, mask))
+    fresh = [k for k in wanted if k not in present]
+    if fresh:
+        add_story_keys_many(conn, [(article_id, fresh, simhash, published)])
+
+
+def _logged_bands(simhash: int, mask: int) -> list[str]:
+    """The band keys a ``story_log`` row stands for (*simhash* as stored, signed)."""
+    return [k for i, k in enumerate(band_keys(simhash % (1 << 64))) if mask >> i & 1]
 
 
 def add_story_keys_many(
     conn: Connection, stories: Sequence[tuple[str, Iterable[str], int, datetime]]
 ) -> None:
-    """Index the keys of new stories, ``(article_id, keys, simhash, published)`` each, in
-    one executemany (the stories hold no keys yet), and log the band keys among them in
-    ``story_log``, one row a story, for the worker processes' mirrors (bandindex.py)."""
+    """Index the keys of new stories, ``(article_id, keys, simhash, published)`` each (the
+    stories hold none of them yet): exact keys (title, canonical URL) in ``story_keys``,
+    one executemany; the SimHash band keys among them in ``story_log``, one row a story
+    with a bit for each band, which every process mirrors in memory (bandindex.py)."""
     rows = []
-    logged = []  # each story's band keys once more, for the processes that mirror them
+    logged = []
     for article_id, keys, simhash, published in stories:
         story = {"article_id": article_id, "published": published, "simhash": signed64(simhash)}
         written = set(keys)
+        bands = 0
+        for i, key in enumerate(band_keys(simhash)):
+            if key in written:
+                bands |= 1 << i
+                written.discard(key)
         rows += [{"key": k, **story} for k in written]
-        bands = sum(1 << i for i, k in enumerate(band_keys(simhash)) if k in written)
         if bands:
             logged.append({**story, "bands": bands})
     insert_rows(conn, story_keys, rows)
@@ -231,15 +252,14 @@ def story_candidates(
     index: BandIndex | None = None,
 ) -> list[dict[str, tuple[int, datetime]]]:
     """For each query, the stored stories worth comparing: ``{article_id: (simhash, published)}``
-    (simhash unsigned), through the ``story_keys`` indexes.
+    (simhash unsigned).
 
-    One query for every exact key of the batch, then one prepared, indexed select of band
-    keys per item, filtered by date and by Hamming distance inside the database: a band key
-    is shared by about one stored story in 256 of the window, so without the filter the
-    rows sent back would grow with the store. An item that an exact match settles
-    (``StoryQuery.settles``) gets no band select, unless the exact query hit its limit.
-    With *index* (synced in this transaction), band keys are looked up there instead,
-    for every item whose window it covers (``store/bandindex.py``).
+    One query for every exact key of the batch (``story_keys``). Then, per item, the
+    stories sharing one of its band keys within the window whose SimHash is within
+    *near_bits* of its own: from *index* (synced in this transaction) for every window it
+    covers, else from ``story_log``, the window's stories filtered by Hamming distance
+    inside the database and by shared band here. An item that an exact match settles
+    (``StoryQuery.settles``) gets no band lookup, unless the exact query hit its limit.
     """
     out: list[dict[str, tuple[int, datetime]]] = [{} for _ in queries]
     settled = [False] * len(queries)
@@ -261,18 +281,28 @@ def story_candidates(
             continue
         since, until = q.published - window, q.published + window
         if index is not None and index.covers(conn, since):
-            for article_id, simhash, published in index.near(
-                q.bands, q.simhash, since, until, near_bits, limit
-            ):
-                out[i].setdefault(article_id, (simhash, published))
-            continue
-        near = _near_statement(conn.dialect.name, len(q.bands))
-        params: dict[str, Any] = {f"k{n}": key for n, key in enumerate(q.bands)}
-        params.update(
-            since=since, until=until, simhash=signed64(q.simhash), bits=near_bits, limit=limit
-        )
-        for article_id, simhash, published in select_rows(conn, near, params):
-            out[i].setdefault(article_id, (simhash % (1 << 64), published))
+            near = index.near(q.bands, q.simhash, since, until, near_bits, limit)
+        else:
+            near = _logged_near(conn, q, since, until, near_bits, limit)
+        for article_id, simhash, published in near:
+            out[i].setdefault(article_id, (simhash, published))
+    return out
+
+
+def _logged_near(
+    conn: Connection, q: StoryQuery, since: datetime, until: datetime, bits: int, limit: int
+) -> list[tuple[str, int, datetime]]:
+    """``BandIndex.near`` read from ``story_log``: the stories of the window within *bits*
+    of the item's hash (filtered in the database), that share one of its band keys."""
+    params = {"since": since, "until": until, "simhash": signed64(q.simhash), "bits": bits}
+    wanted = set(q.bands)
+    out = []
+    statement = _logged_near_statement(conn.dialect.name)
+    for article_id, simhash, published, mask in select_rows(conn, statement, params):
+        if not wanted.isdisjoint(_logged_bands(simhash, mask)):
+            out.append((article_id, simhash % (1 << 64), published))
+            if len(out) >= limit:
+                break
     return out
 
 
@@ -292,19 +322,14 @@ _EXACT = (
 
 
 @cache
-def _near_statement(dialect: str, bands: int) -> Select[tuple[str, int, datetime]]:
-    """Built once per dialect and number of band keys (always ``BANDS``), so that
-    SQLAlchemy compiles it once: one parameter per key (``k0``, ``k1``…), not an expanding
-    list, whose SQL would be rendered again for every item."""
-    return (
-        select(*_CANDIDATE_COLUMNS)
-        .where(
-            story_keys.c.key.in_([bindparam(f"k{n}") for n in range(bands)]),
-            story_keys.c.published.between(bindparam("since"), bindparam("until")),
-            hamming(dialect, story_keys.c.simhash, bindparam("simhash", type_=BigInteger))
-            <= bindparam("bits"),
-        )
-        .limit(bindparam("limit"))
+def _logged_near_statement(dialect: str) -> Select[tuple[str, int, datetime, int]]:
+    """Built once per dialect, so that SQLAlchemy compiles it once."""
+    return select(
+        story_log.c.article_id, story_log.c.simhash, story_log.c.published, story_log.c.bands
+    ).where(
+        story_log.c.published.between(bindparam("since"), bindparam("until")),
+        hamming(dialect, story_log.c.simhash, bindparam("simhash", type_=BigInteger))
+        <= bindparam("bits"),
     )
 
 

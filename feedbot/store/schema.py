@@ -167,7 +167,8 @@ article_reports = Table(
     Index(None, "seen_at"),
 )
 
-# Story keys (canonical URL, normalised title, SimHash bands) for indexed candidate lookup.
+# Exact story keys (canonical URL, normalised title) for indexed candidate lookup; the
+# SimHash band keys are in story_log (migration 0007).
 story_keys = Table(
     "story_keys",
     metadata,
@@ -177,8 +178,8 @@ story_keys = Table(
     ),
     Column("published", UTCDateTime, nullable=False),
     Column("simhash", BigInteger, nullable=False),
-    # covering: a candidate lookup (key, then a date range) reads its simhash and article
-    # from the index alone, never the table (half the cost of the write lock's largest
+    # covering: a candidate lookup (by key) reads its date, simhash and article from the
+    # index alone, never the table (half the cost of the write lock's largest
     # query). On SQLite the table itself is that index: without a rowid its rows live in
     # the primary key's B-tree, so each key costs one random place to write, not three
     # (migration 0005; docs/architecture.md).
@@ -186,10 +187,11 @@ story_keys = Table(
     sqlite_with_rowid=False,
 )
 
-# The SimHash band keys of story_keys once more, in the order they were written: one row
-# per write of a story's band keys (``bands``: bit i set when "b{i}:..." was written; each
-# band key is a slice of ``simhash``). Worker processes mirror it in memory (bandindex.py),
-# reading only the rows added since they last looked; story_keys is never deleted from.
+# The SimHash band keys of stories, in the order they were written: one row per write of
+# a story's band keys (``bands``: bit i set when "b{i}:..." was written; each band key is a
+# slice of ``simhash``). Every process that deduplicates mirrors it in memory
+# (bandindex.py), reading only the rows added since it last looked; windows older than
+# a mirror reaches read it by date. Only ever added to.
 story_log = Table(
     "story_log",
     metadata,
@@ -201,6 +203,7 @@ story_log = Table(
     Column("simhash", BigInteger, nullable=False),
     Column("bands", Integer, nullable=False),
     Index(None, "published"),
+    Index(None, "article_id"),  # the bands a story has logged (entries.add_story_keys)
 )
 
 # Each story's comparison keys (shingles, vocabulary, names), packed by stories.pack_sketch:

@@ -19,7 +19,7 @@ from feedbot.store.bandindex import BandIndex
 from feedbot.store.db import Database
 from feedbot.store.schema import story_log
 from feedbot.stories import NewItem, StoryWriter, pack_sketch
-from tests.test_store import _store_at, article
+from tests.test_store import _old_story_keys, _store_at, article
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 WINDOW = timedelta(hours=72)
@@ -265,17 +265,8 @@ def test_migration_0006_logs_the_band_keys_of_stored_stories(db_url: str) -> Non
     h = 0xFEDC_BA98_7654_3210
     bands = band_keys(h)
 
-    def add_keys(conn: Connection, day: str) -> None:
-        for key in (*bands[:3], bands[5], "u:one", "t:two"):
-            conn.execute(
-                text(
-                    "INSERT INTO story_keys (key, article_id, published, simhash)"
-                    " VALUES (:key, 'a', :day, :simhash)"
-                ),
-                {"key": key, "day": day, "simhash": h - (1 << 64)},
-            )
-
-    _store_at(db_url, "0005", then=add_keys)
+    keys = [(k, h - (1 << 64)) for k in (*bands[:3], bands[5], "u:one", "t:two")]
+    _store_at(db_url, "0005", then=_old_story_keys(keys))
     database = Database(db_url)  # migrates to the head
     index = BandIndex()
     try:
@@ -348,17 +339,7 @@ def test_migration_0007_keeps_band_keys_in_the_log_alone(db_url: str) -> None:
     bands = band_keys(h)
     before = sorted((*bands[:3], bands[5], "t:two", "u:one"))
 
-    def add_keys(conn: Connection, day: str) -> None:
-        for key in before:
-            conn.execute(
-                text(
-                    "INSERT INTO story_keys (key, article_id, published, simhash)"
-                    " VALUES (:key, 'a', :day, :simhash)"
-                ),
-                {"key": key, "day": day, "simhash": h},
-            )
-
-    cfg = _store_at(db_url, "0005", then=add_keys)
+    cfg = _store_at(db_url, "0005", then=_old_story_keys([(k, h) for k in before]))
 
     def keys() -> list[str]:
         with database.read() as conn:

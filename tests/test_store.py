@@ -202,6 +202,22 @@ def _store_at(
     return cfg
 
 
+def _old_story_keys(keys: list[tuple[str, int]]) -> Callable[[Connection, str], None]:
+    """A ``_store_at`` step writing story keys of article ``a`` as a store before the
+    story log did: ``(key, signed simhash)`` each, band keys among them."""
+
+    def add(conn: Connection, day: str) -> None:
+        conn.execute(
+            text(
+                "INSERT INTO story_keys (key, article_id, published, simhash)"
+                " VALUES (:key, 'a', :day, :simhash)"
+            ),
+            [{"key": key, "day": day, "simhash": simhash} for key, simhash in keys],
+        )
+
+    return add
+
+
 def test_migration_0003_marks_existing_articles_as_changed_when_created(db_url: str) -> None:
     """A store made before change markers gets one for every article it holds."""
     _store_at(db_url, "0002", created_month=2)
@@ -221,17 +237,8 @@ def test_migration_0005_keeps_story_keys_in_one_btree_on_sqlite(db_url: str) -> 
 
     from feedbot.store import entries
 
-    def add_keys(conn: Connection, day: str) -> None:
-        for key, simhash in (("u:one", -5), ("b0:07", 7)):  # b0:07: a band key of 7
-            conn.execute(
-                text(
-                    "INSERT INTO story_keys (key, article_id, published, simhash)"
-                    " VALUES (:key, 'a', :day, :simhash)"
-                ),
-                {"key": key, "day": day, "simhash": simhash},
-            )
-
-    cfg = _store_at(db_url, "0004", then=add_keys)
+    # b0:07: a band key of 7
+    cfg = _store_at(db_url, "0004", then=_old_story_keys([("u:one", -5), ("b0:07", 7)]))
 
     def shape() -> tuple[bool, list[str]]:
         database = Database(db_url, apply_migrations=False)

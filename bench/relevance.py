@@ -303,7 +303,9 @@ def dedup_run(db: Database, entries: Sequence[Entry], tag: str, lookup: Lookup, 
                 store_articles.upsert_article(
                     conn, article, when, topics=["alibaba"], terms=["Alibaba"]
                 )
-                store_entries.add_story_keys(conn, article.id, index_keys, keys.simhash, when)
+                store_entries.add_story_keys_many(
+                    conn, [(article.id, index_keys, keys.simhash, when)]
+                )
             e = clock()
             t.candidates += len(cands)
             t.lookup += c - b

@@ -44,10 +44,9 @@ from feedbot.relevance.topics import Matcher, MatchInput
 from feedbot.store import articles as store_articles
 from feedbot.store import entries as store_entries
 from feedbot.store.db import Database
-from feedbot.store.dialect import signed64
-from feedbot.store.schema import articles, story_log
+from feedbot.store.schema import articles
 from feedbot.store.schema import story_keys as story_keys_table
-from feedbot.stories import StoryWriter, exact_keys, story_index_keys
+from feedbot.stories import StoryWriter, story_index_keys
 
 LABELLED = Path(__file__).resolve().parent.parent / "tests/data/relevance/labelled.jsonl"
 MATCH_TARGET = 20_000
@@ -182,18 +181,14 @@ def _article_row(i: int, t: Text) -> dict[str, Any]:
     }
 
 
-def _index_rows(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The rows the store holds for these articles' story keys, as ``add_story_keys_many``
-    writes them: exact keys in ``story_keys``, band keys in ``story_log``."""
-    keyed, logged = [], []
+def _index_rows(rows: list[dict[str, Any]]) -> list[tuple[str, list[str], int, datetime]]:
+    """``add_story_keys_many``'s input for these articles (their story keys, computed in a
+    pool process)."""
+    out = []
     for row in rows:
         k = story_keys(row["title"], row["summary"], row["link"])
-        story = {"article_id": row["id"], "published": row["published"],
-                 "simhash": signed64(k.simhash)}  # fmt: skip
-        keyed += [{"key": key, **story} for key in set(exact_keys(k))]
-        if k.bands:
-            logged.append({**story, "bands": (1 << len(k.bands)) - 1})
-    return keyed, logged
+        out.append((row["id"], story_index_keys(k), k.simhash, row["published"]))
+    return out
 
 
 def fill(db: Database, texts: Sequence[Text], *, chunk: int = 5_000) -> float:
@@ -205,12 +200,10 @@ def fill(db: Database, texts: Sequence[Text], *, chunk: int = 5_000) -> float:
     ]
     with ProcessPoolExecutor() as pool:
         keyed = list(pool.map(_index_rows, chunks))
-    for rows, (keys, logged) in zip(chunks, keyed, strict=True):
+    for rows, keys in zip(chunks, keyed, strict=True):
         with db.write() as conn:
             conn.execute(insert(articles), rows)
-            conn.execute(insert(story_keys_table), keys)
-            if logged:
-                conn.execute(insert(story_log), logged)
+            store_entries.add_story_keys_many(conn, keys)
     if db.dialect == "postgresql":
         with db.write() as conn:
             conn.execute(text("ANALYZE"))

@@ -164,9 +164,9 @@ class Outcome:
 class StoryWriter:
     """Deduplicates and stores new items; one instance is shared by every poll worker."""
 
-    def __init__(self, sketches: int = SKETCHES, *, bands: BandIndex | None = None) -> None:
+    def __init__(self, sketches: int = SKETCHES) -> None:
         self.sketches = SketchCache(sketches)
-        self.bands = BandIndex() if bands is None else bands  # band keys, mirrored in memory
+        self.bands = BandIndex()  # band keys, mirrored in memory
 
     def forget_uncommitted(self) -> None:
         """After a transaction that ``add`` ran in failed: what it read of other polls'

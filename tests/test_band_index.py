@@ -147,7 +147,7 @@ def test_a_transaction_that_fails_leaves_no_story_in_the_mirror(db: Database) ->
     """A group commit whose second poll read the first poll's story from the log, and then
     failed: once forgotten, the story is not a candidate (it was never stored), and the
     mirror reads the log again."""
-    writer = StoryWriter(bands=BandIndex())
+    writer = StoryWriter()
     with pytest.raises(_Abort), db.write() as conn:
         _two_polls_then_abort(writer, conn)
     writer.forget_uncommitted()

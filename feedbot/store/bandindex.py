@@ -44,6 +44,12 @@ _BETWEEN = _FROM.where(story_log.c.published < bindparam("until"))
 _HEAD = select(func.max(story_log.c.seq), func.max(story_log.c.published))
 
 
+def logged_bands(simhash: int, mask: int) -> list[str]:
+    """The band keys a ``story_log`` row stands for: bit i of *mask* is "b{i}:...", a slice
+    of *simhash* (as stored, signed)."""
+    return [k for i, k in enumerate(band_keys(simhash % (1 << 64))) if mask >> i & 1]
+
+
 class BandIndex:
     """Band key → stored stories, from ``floor`` on; one per process, not thread-safe (its
     users hold the database's story lock)."""
@@ -122,9 +128,8 @@ class BandIndex:
             if published < self._floor:
                 continue  # before the floor: read from the log by date, as every older story
             story = (article_id, simhash % (1 << 64), published)
-            for i, key in enumerate(band_keys(story[1])):
-                if bands >> i & 1:
-                    self._bands.setdefault(key, []).append(story)
+            for key in logged_bands(simhash, bands):
+                self._bands.setdefault(key, []).append(story)
 
     def _prune(self) -> None:
         """Drop the stories more than ``reach`` before the newest, once the floor is

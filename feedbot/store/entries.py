@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 
 from feedbot.relevance.similarity import band_keys
-from feedbot.store.bandindex import BandIndex
+from feedbot.store.bandindex import BandIndex, logged_bands
 from feedbot.store.dialect import hamming, signed64
 from feedbot.store.direct import insert_rows, select_rows
 from feedbot.store.schema import entries, story_keys, story_log, story_sketches, tombstones
@@ -171,15 +171,10 @@ def add_story_keys(
                 story_log.c.article_id == article_id
             )
         )
-        present.update(k for h, mask in logged for k in _logged_bands(h, mask))
+        present.update(k for h, mask in logged for k in logged_bands(h, mask))
     fresh = [k for k in wanted if k not in present]
     if fresh:
         add_story_keys_many(conn, [(article_id, fresh, simhash, published)])
-
-
-def _logged_bands(simhash: int, mask: int) -> list[str]:
-    """The band keys a ``story_log`` row stands for (*simhash* as stored, signed)."""
-    return [k for i, k in enumerate(band_keys(simhash % (1 << 64))) if mask >> i & 1]
 
 
 def add_story_keys_many(
@@ -299,7 +294,7 @@ def _logged_near(
     out = []
     statement = _logged_near_statement(conn.dialect.name)
     for article_id, simhash, published, mask in select_rows(conn, statement, params):
-        if not wanted.isdisjoint(_logged_bands(simhash, mask)):
+        if not wanted.isdisjoint(logged_bands(simhash, mask)):
             out.append((article_id, simhash % (1 << 64), published))
             if len(out) >= limit:
                 break

@@ -39,6 +39,8 @@ def downgrade() -> None:
     keys = sa.table("story_keys", *map(sa.column, ("key", "article_id", "published", "simhash")))
     rows: dict[tuple[str, str], dict[str, object]] = {}
     for article_id, published, simhash, bands in conn.execute(sa.select(log)):
+        # band keys as written at this revision (similarity.band_keys), spelt out here so
+        # that the migration keeps meaning what it meant if that function ever changes
         digits = f"{simhash % (1 << 64):016x}"
         for i in range(8):
             if bands >> i & 1:

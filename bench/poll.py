@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/poll.py [--feeds 1000] [--latency-ms 50] [--workers 16]
         [--connections 64] [--hosts 32] [--per-host 2] [--processes N] [--cold-workers]
-        [--skip-reader]
+        [--skip-reader] [--rounds 1]
         [--memory-feeds 10000]
         [--profile-feeds 200] [--profile-phase first|304]
 
@@ -15,6 +15,8 @@ daemon starts them, and as reader is imported, before either tool's clock starts
 (``--cold-workers`` times their start too). Prints one table and the targets of issue 3,
 PASS/FAIL each: first poll >= 10x reader's first update, all-304 poll >= 1.5x reader's,
 and feedbot's peak RSS for ``--memory-feeds`` feeds <= 1.2x that for ``--feeds``.
+``--rounds N`` runs both tools N times, alternating which goes first, and judges the speed
+targets on the median of the rounds' ratios.
 ``--profile-feeds N`` then samples feedbot's first poll of N feeds with py-spy and prints
 where the time goes.
 """

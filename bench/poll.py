@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/poll.py [--feeds 1000] [--latency-ms 50] [--workers 16]
         [--connections 64] [--hosts 32] [--per-host 2] [--processes N] [--cold-workers]
-        [--skip-reader] [--rounds 1]
+        [--skip-reader] [--rounds 3]
         [--memory-feeds 10000]
         [--profile-feeds 200] [--profile-phase first|304]
 
@@ -291,8 +291,8 @@ def print_profile(path: Path, phase: str, rate: int = 200, top: int = 15) -> Non
 def _round(
     n: int, args: argparse.Namespace, up: Upstream, work: Path, runs: list[tuple[str, ChildRun]]
 ) -> tuple[ChildRun | None, ChildRun]:
-    """Round *n* (from 0): reader and feedbot on the same feeds, reader first in even
-    rounds, so that neither tool always runs on the machine the other has just warmed."""
+    """Round *n* (from 0): reader and feedbot on the same feeds, reader first when *n* is
+    even (rounds #1, #3, …), so that neither tool always runs right after the other."""
     tools = ("feedbot",) if args.skip_reader else ("reader", "feedbot")
     done: dict[str, ChildRun] = {}
     for tool in tools if n % 2 == 0 else tools[::-1]:
@@ -321,7 +321,7 @@ def main(argv: list[str] | None = None) -> None:
     )  # fmt: skip
     parser.add_argument("--skip-reader", action="store_true")
     parser.add_argument(
-        "--rounds", type=int, default=1, help="runs of both tools (first + 304 poll each), "
+        "--rounds", type=int, default=3, help="runs of both tools (first + 304 poll each), "
         "alternating which goes first; the speed targets take the median of their ratios"
     )  # fmt: skip
     parser.add_argument("--memory-feeds", type=int, default=10_000, help="0 skips the run")
@@ -337,6 +337,8 @@ def main(argv: list[str] | None = None) -> None:
         help="the feeds' markup (bench/poll_server.py): news (default) or light",
     )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     with tempfile.TemporaryDirectory(prefix="feedbot-bench-") as tmp:
         work = args.workdir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,7 @@ from feedbot.relevance.dedup import (
     normalize_title,
     story_keys,
 )
-from feedbot.relevance.topics import Matcher, MatchInput
+from feedbot.relevance.topics import Matcher, MatchInput, MatchResult
 from feedbot.store import articles as store_articles
 from feedbot.store import entries as store_entries
 from feedbot.store import outbox
@@ -111,23 +111,48 @@ def unique_entries(entries: Sequence[EntryData]) -> list[EntryData]:
 
 def analyse(feed: FeedData, matcher: Matcher, upstream_topics: Sequence[str]) -> list[EntryPlan]:
     """Pure: hash, topics (limited to the upstream's when it names some), and for the
-    relevant entries only, story keys and sanitised content."""
-    plans = []
-    for e in unique_entries(feed.entries):
-        cut = bool(e.summary) and e.summary == shorten(e.text)  # no summary of its own
-        match = matcher.match(MatchInput(e.title, e.summary, e.text, e.categories, e.link, cut))
-        topics: tuple[str, ...] = ()
-        terms: tuple[str, ...] = ()
-        if match.topics:  # most entries match nothing
-            topics = tuple(t for t in match.topics if not upstream_topics or t in upstream_topics)
-            terms = tuple(sorted({m.term for m in match.matches if m.topic in topics}))
-        keys = story_keys(e.title, e.summary, e.link) if topics else None
-        # the story keys hold the same normalised title (``story_keys`` computes it)
-        title_key = (normalize_title(e.title) if keys is None else keys.title_key)[:500] or None
-        content = e.content if topics else None
-        sketch = pack_sketch(keys) if keys is not None else b""
-        plans.append(EntryPlan(e, entry_hash(e), topics, terms, title_key, keys, content, sketch))
-    return plans
+    relevant entries only, story keys and sanitised content.
+
+    Each step runs over every entry before the next one starts: one step's code and
+    tables stay in the processor's caches for the whole feed, where one loop of all the
+    steps evicted them at every entry (docs/architecture.md)."""
+    entries = unique_entries(feed.entries)
+    chosen = [_topics(matcher.match(_match_input(e)), upstream_topics) for e in entries]
+    keys = [
+        story_keys(e.title, e.summary, e.link) if topics else None
+        for e, (topics, _) in zip(entries, chosen, strict=True)
+    ]
+    # the story keys hold the same normalised title (``story_keys`` computes it)
+    title_keys = [
+        (normalize_title(e.title) if k is None else k.title_key)[:500] or None
+        for e, k in zip(entries, keys, strict=True)
+    ]
+    contents = [
+        e.content if topics else None for e, (topics, _) in zip(entries, chosen, strict=True)
+    ]
+    sketches = [b"" if k is None else pack_sketch(k) for k in keys]
+    hashes = [entry_hash(e) for e in entries]
+    return [
+        EntryPlan(e, digest, topics, terms, title_key, k, content, sketch)
+        for e, digest, (topics, terms), title_key, k, content, sketch in zip(
+            entries, hashes, chosen, title_keys, keys, contents, sketches, strict=True
+        )
+    ]
+
+
+def _match_input(e: EntryData) -> MatchInput:
+    cut = bool(e.summary) and e.summary == shorten(e.text)  # no summary of its own
+    return MatchInput(e.title, e.summary, e.text, e.categories, e.link, cut)
+
+
+def _topics(
+    match: MatchResult, upstream_topics: Sequence[str]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The matched topics the upstream wants (all when it names none), and their terms."""
+    if not match.topics:  # most entries match nothing
+        return (), ()
+    topics = tuple(t for t in match.topics if not upstream_topics or t in upstream_topics)
+    return topics, tuple(sorted({m.term for m in match.matches if m.topic in topics}))
 
 
 class Ingest:

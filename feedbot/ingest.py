@@ -113,9 +113,10 @@ def analyse(feed: FeedData, matcher: Matcher, upstream_topics: Sequence[str]) ->
     """Pure: hash, topics (limited to the upstream's when it names some), and for the
     relevant entries only, story keys and sanitised content.
 
-    Each step runs over every entry before the next one starts: one step's code and
-    tables stay in the processor's caches for the whole feed, where one loop of all the
-    steps evicted them at every entry (docs/architecture.md)."""
+    Each step runs over every entry before the next one starts: in one loop of all the
+    steps, each step ran slower than on its own, most likely because the others' code
+    and tables took its place in the processor's caches at every entry
+    (docs/architecture.md)."""
     entries = unique_entries(feed.entries)
     chosen = [_topics(matcher.match(_match_input(e)), upstream_topics) for e in entries]
     keys = [
